@@ -1,0 +1,44 @@
+# Every target that runs code first makes .venv, installs the project with its
+# dev extras and generates the stubs; each step is redone only when its inputs change.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PROTO := protos/chunkwise/v1/streaming.proto
+STUBS := protos/chunkwise/v1/streaming_pb2.py protos/chunkwise/v1/streaming_pb2_grpc.py
+ARGS ?=
+
+.PHONY: setup serve test protos bench lint fuzz soak clean
+
+setup: $(INSTALLED) $(STUBS)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+$(STUBS) &: $(PROTO) $(INSTALLED)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=protos --pyi_out=protos \
+		--grpc_python_out=protos $(PROTO)
+
+protos: $(INSTALLED)
+	rm -f $(STUBS)
+	$(MAKE) $(STUBS)
+
+serve: setup
+	$(BIN)/python -m server $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: setup
+	$(BIN)/python -m bench $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check server client tests bench
+	$(BIN)/ruff format --check server client tests bench
+
+clean:
+	rm -rf $(VENV) $(STUBS) protos/chunkwise/v1/streaming_pb2.pyi .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,42 @@
+"""The streaming engine: chunk tracking, incremental JSON reading, processors. No I/O."""
+
+from ._errors import (
+    EngineError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from ._limits import Limits
+from ._outputs import (
+    Append,
+    FileDelta,
+    JsonOp,
+    Output,
+    PartialJson,
+    ReasoningFile,
+    ReasoningText,
+    Set,
+)
+from ._parser import StreamingParser
+from ._results import ChunkResult, TextInfo
+
+__all__ = [
+    "Append",
+    "ChunkResult",
+    "EngineError",
+    "FailedPrecondition",
+    "FileDelta",
+    "InvalidArgument",
+    "JsonOp",
+    "Limits",
+    "NotFound",
+    "Output",
+    "PartialJson",
+    "ReasoningFile",
+    "ReasoningText",
+    "ResourceExhausted",
+    "Set",
+    "StreamingParser",
+    "TextInfo",
+]

@@ -1,0 +1,39 @@
+"""The engine's errors.
+
+    EngineError            (status_hint: the gRPC status name a servicer should send)
+    ├── InvalidArgument    bad input: empty or oversized id, unknown processor or mode,
+    │                      text that cannot become JSON, nesting past the limit
+    ├── ResourceExhausted  a size or count limit would be passed
+    ├── FailedPrecondition a request names another processor or mode than the id's own
+    └── NotFound           the id is not tracked
+
+Every error means "nothing changed", except an InvalidArgument for invalid JSON: that
+one is reported beside a chunk whose text was tracked. Any other exception out of the
+engine is a bug.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    status_hint = "UNKNOWN"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(EngineError):
+    status_hint = "INVALID_ARGUMENT"
+
+
+class ResourceExhausted(EngineError):
+    status_hint = "RESOURCE_EXHAUSTED"
+
+
+class FailedPrecondition(EngineError):
+    status_hint = "FAILED_PRECONDITION"
+
+
+class NotFound(EngineError):
+    status_hint = "NOT_FOUND"

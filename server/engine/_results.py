@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import EngineError
+from ._outputs import Output
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """The answer to one chunk: what a ProcessChunksResponse carries."""
+
+    chunk_id: str
+    sequence: int
+    delta: str = ""
+    output: Output | None = None
+    error: EngineError | None = None
+    final: bool = False
+    complete_text: str = ""
+    reset: bool = False
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TextInfo:
+    """What GetCompleteText answers."""
+
+    text: str
+    last_sequence: int
+    processor_type: str
