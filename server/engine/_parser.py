@@ -32,16 +32,18 @@ class StreamingParser:
         mode: int = 0,
         final: bool = False,
         sequence: int = 0,
+        namespace: str = "",
     ) -> ChunkResult:
         """Apply one chunk; never raises an EngineError: a refusal comes back as
-        `ChunkResult.error`. `mode` is the proto DeltaMode number (0 = unspecified)."""
+        `ChunkResult.error`. `mode` is the proto DeltaMode number (0 = unspecified).
+        Ids live per `namespace` (a tenant): the same id in two namespaces is two ids."""
         raise NotImplementedError
 
-    def complete_text(self, chunk_id: str) -> TextInfo:
+    def complete_text(self, chunk_id: str, *, namespace: str = "") -> TextInfo:
         """Raises InvalidArgument for a bad id, NotFound for an untracked one."""
         raise NotImplementedError
 
-    def clear(self, chunk_id: str) -> bool:
+    def clear(self, chunk_id: str, *, namespace: str = "") -> bool:
         """Forget the id; False when nothing was tracked. Raises InvalidArgument for a bad id."""
         raise NotImplementedError
 
