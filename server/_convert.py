@@ -1,0 +1,108 @@
+"""Engine values → proto messages. The one place that knows both shapes."""
+
+from __future__ import annotations
+
+import grpc
+from chunkwise.v1 import streaming_pb2 as pb
+
+from server.engine import (
+    Append,
+    ChunkResult,
+    EngineError,
+    FileDelta,
+    Output,
+    PartialJson,
+    ReasoningFile,
+    ReasoningText,
+    Set,
+    TextInfo,
+)
+
+
+def status_code(error: EngineError) -> grpc.StatusCode:
+    """The gRPC status an engine error asks for; UNKNOWN for a hint gRPC does not name."""
+    return getattr(grpc.StatusCode, error.status_hint, grpc.StatusCode.UNKNOWN)
+
+
+def error_message(code: grpc.StatusCode, message: str) -> pb.Error:
+    return pb.Error(code=code.value[0], message=message)
+
+
+def chunk_response(result: ChunkResult) -> pb.ProcessChunksResponse:
+    response = pb.ProcessChunksResponse(
+        chunk_id=result.chunk_id,
+        sequence=result.sequence,
+        delta=result.delta,
+        final=result.final,
+        complete_text=result.complete_text,
+        reset=result.reset,
+        duplicate=result.duplicate,
+    )
+    if result.output is not None:
+        _fill_output(response.output, result.output)
+    if result.error is not None:
+        response.error.CopyFrom(error_message(status_code(result.error), result.error.message))
+    return response
+
+
+def _fill_output(message: pb.ProcessedOutput, output: Output) -> None:
+    if isinstance(output, PartialJson):
+        # An empty delta list still selects the `json` arm of the oneof.
+        message.json.SetInParent()
+        message.json.value_json = output.value_json
+        message.json.deltas.extend(_json_delta(op) for op in output.deltas)
+    elif isinstance(output, ReasoningText):
+        message.text.CopyFrom(
+            pb.ReasoningText(
+                id=output.id,
+                title=output.title,
+                secondary_title=output.secondary_title,
+                message_chunk=output.message_chunk,
+                message=output.message,
+                status=output.status,
+            )
+        )
+    elif isinstance(output, ReasoningFile):
+        message.file.CopyFrom(
+            pb.ReasoningFile(
+                id=output.id,
+                title=output.title,
+                secondary_title=output.secondary_title,
+                status=output.status,
+                files=[_file_delta(f) for f in output.files],
+            )
+        )
+    else:
+        raise TypeError(f"unknown processor output {type(output).__name__}")
+
+
+def _json_delta(op: Set | Append) -> pb.JsonDelta:
+    if isinstance(op, Set):
+        return pb.JsonDelta(path=op.path, set_json=op.json)
+    if isinstance(op, Append):
+        return pb.JsonDelta(path=op.path, append=op.text)
+    raise TypeError(f"unknown JSON operation {type(op).__name__}")
+
+
+def _file_delta(delta: FileDelta) -> pb.FileDelta:
+    return pb.FileDelta(
+        id=delta.id,
+        file_type=delta.file_type,
+        file_name=delta.file_name,
+        version_number=delta.version_number,
+        status=delta.status,
+        text_chunk=delta.text_chunk,
+        text=delta.text,
+    )
+
+
+def complete_text_response(info: TextInfo) -> pb.GetCompleteTextResponse:
+    return pb.GetCompleteTextResponse(
+        text=info.text, last_sequence=info.last_sequence, processor_type=info.processor_type
+    )
+
+
+def processors_response(processors: list[tuple[str, str]]) -> pb.ListProcessorsResponse:
+    return pb.ListProcessorsResponse(
+        processors=[pb.ProcessorInfo(name=name, description=text) for name, text in processors]
+    )

@@ -1,0 +1,149 @@
+"""Assembles the gRPC server: the service, health, reflection, idle expiry, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from chunkwise.v1 import streaming_pb2 as pb
+from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server._health import SERVING, DrainingHealthServicer
+from server._logging import get_logger
+from server.config import Config
+from server.engine import StreamingParser
+from server.servicer import StreamingParserServicer
+
+_log = get_logger("app")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StreamingParser"].full_name
+EXPIRE_INTERVAL = 1.0
+# Engine work is CPU-bound and holds the GIL, so more threads add no throughput; a few let
+# several streams with big chunks take turns instead of queueing behind one another.
+_WORKER_THREADS = 4
+
+
+class BindError(OSError):
+    """The listening address could not be bound (in use, or not an address of this host)."""
+
+
+class Server:
+    """A chunkwise server: a grpc.aio server plus what lives beside it.
+
+    `stop()` is the graceful stop: health goes NOT_SERVING (open health watches see it and
+    end), then new calls are refused with UNAVAILABLE while open ones run on for up to
+    `grace` seconds, then the rest are cancelled.
+    """
+
+    def __init__(
+        self,
+        grpc_server: grpc.aio.Server,
+        parser: StreamingParser,
+        health_servicer: DrainingHealthServicer,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.grpc_server = grpc_server
+        self.parser = parser
+        self.health = health_servicer
+        self._executor = executor
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.grpc_server.start()
+        self._expiry = asyncio.create_task(self._expire_forever(), name="chunkwise-expiry")
+
+    async def stop(self, grace: float | None) -> None:
+        _log.info("draining", extra={"fields": {"grace_period": grace}})
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(grace)
+        if self._expiry is not None:
+            self._expiry.cancel()
+        # A chunk still on a worker after the grace period belongs to a cancelled stream;
+        # its result is not needed, so do not wait for it.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        _log.info("stopped")
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc_server.wait_for_termination()
+
+    async def _expire_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(EXPIRE_INTERVAL)
+            try:
+                expired = await loop.run_in_executor(self._executor, self.parser.expire)
+            except Exception:
+                _log.exception("bug in expiry")
+                continue
+            if expired:
+                _log.debug("expired idle ids", extra={"fields": {"count": expired}})
+
+
+def listen_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def create_server(
+    config: Config, parser: StreamingParser | None = None
+) -> tuple[Server, int]:
+    """Build a server listening on `config.host:config.port`, not yet started.
+
+    Returns it and the port it bound (the chosen one when `config.port` is 0).
+    Raises BindError when the address cannot be bound.
+    """
+    unsupported = config.unsupported_settings()
+    if unsupported:
+        raise NotImplementedError(f"not supported yet: {', '.join(unsupported)}")
+    if parser is None:
+        parser = StreamingParser(config.limits())
+    executor = ThreadPoolExecutor(_WORKER_THREADS, thread_name_prefix="chunkwise-engine")
+    grpc_server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            # A final response holds the whole text and output: up to about twice
+            # max_text_bytes, past gRPC's default cap.
+            ("grpc.max_send_message_length", -1),
+            # gRPC sets SO_REUSEPORT by default, which would let a second server start on a
+            # port that is already serving and quietly split its traffic.
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_StreamingParserServicer_to_server(
+        StreamingParserServicer(parser, executor), grpc_server
+    )
+    health_servicer = DrainingHealthServicer()
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
+    )
+    address = listen_address(config.host, config.port)
+    try:
+        port = grpc_server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise BindError(f"cannot listen on {address}") from error
+    if port == 0:
+        raise BindError(f"cannot listen on {address}")
+    return Server(grpc_server, parser, health_servicer, executor), port
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    server, port = await create_server(config)
+    await server.start()
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    # Tests and scripts wait for this exact line to learn the port.
+    sys.stdout.write(f"chunkwise listening on {config.host}:{port}\n")
+    sys.stdout.flush()
+    _log.info("listening", extra={"fields": {"host": config.host, "port": port}})
+    await stop_requested.wait()
+    await server.stop(config.grace_period)

@@ -1,0 +1,104 @@
+"""`python -m server`: flags → Config → serve()."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from server._logging import configure, get_logger
+from server.app import BindError, serve
+from server.config import LOG_LEVELS, Config
+
+_DEFAULTS = {f.name: f.default for f in fields(Config)}
+
+_log = get_logger("cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="chunkwise: track text streamed in chunks and parse partial JSON as it grows.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--host", default=_DEFAULTS["host"], help="address to listen on")
+    add("--port", type=int, default=_DEFAULTS["port"], help="port to listen on; 0 picks a free one")
+    add(
+        "--max-id-bytes",
+        type=int,
+        default=_DEFAULTS["max_id_bytes"],
+        help="longest chunk id, in UTF-8 bytes",
+    )
+    add(
+        "--max-chunk-bytes",
+        type=int,
+        default=_DEFAULTS["max_chunk_bytes"],
+        help="longest chunk; past it that message gets RESOURCE_EXHAUSTED",
+    )
+    add(
+        "--max-message-bytes",
+        type=int,
+        default=_DEFAULTS["max_message_bytes"],
+        help="largest request message on the wire; past it the stream fails",
+    )
+    add(
+        "--max-text-bytes",
+        type=int,
+        default=_DEFAULTS["max_text_bytes"],
+        help="longest complete text of one id",
+    )
+    add("--max-ids", type=int, default=_DEFAULTS["max_ids"], help="most ids tracked at once")
+    add(
+        "--idle-ttl",
+        type=float,
+        default=_DEFAULTS["idle_ttl"],
+        help="seconds without a chunk before an id is forgotten",
+    )
+    add(
+        "--max-json-depth",
+        type=int,
+        default=_DEFAULTS["max_json_depth"],
+        help="deepest JSON nesting",
+    )
+    add(
+        "--grace-period",
+        type=float,
+        default=_DEFAULTS["grace_period"],
+        help="seconds open streams may run on after SIGTERM or SIGINT",
+    )
+    add(
+        "--log-level",
+        type=str.upper,
+        default=_DEFAULTS["log_level"],
+        choices=LOG_LEVELS,
+        help="log level of the key=value lines on stderr",
+    )
+    add("--tls-cert", type=Path, help="PEM server certificate (not supported yet)")
+    add("--tls-key", type=Path, help="PEM server private key (not supported yet)")
+    add("--tls-client-ca", type=Path, help="PEM CA for client certificates (not supported yet)")
+    add("--auth-tokens", type=Path, help="file of accepted bearer tokens (not supported yet)")
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> Config:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return Config(**vars(args))
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(argv)
+    configure(config.log_level)
+    try:
+        asyncio.run(serve(config))
+    except (BindError, NotImplementedError) as error:
+        print(f"chunkwise: {error}", file=sys.stderr)
+        return 1
+    return 0

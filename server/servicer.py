@@ -1,0 +1,129 @@
+"""The StreamingParser gRPC service: request → engine call → response, nothing more.
+
+Errors come in two kinds, as in the engine's error tree. An EngineError is expected: inside
+ProcessChunks it becomes that response's `error` and the stream goes on; in a unary call it
+becomes the call's status. Any other exception is a bug in chunkwise: it is logged (its type
+and traceback, never its message, which may quote the caller's text) and the caller sees
+INTERNAL with a generic message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from typing import TypeVar
+
+import grpc
+from chunkwise.v1 import streaming_pb2 as pb
+from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
+
+from server import _convert
+from server._logging import get_logger
+from server.engine import EngineError, StreamingParser
+
+_log = get_logger("servicer")
+
+_T = TypeVar("_T")
+
+#: Chunks of at least this many characters are processed on a worker thread, so that the
+#: event loop keeps answering other streams meanwhile. Below it the thread hop costs more
+#: than it saves. Chosen from `bench/loop_latency.py` (see the README).
+OFFLOAD_CHARS = 64 * 1024
+
+_INTERNAL_MESSAGE = "internal error; the server log has the details"
+
+
+class StreamingParserServicer(pb_grpc.StreamingParserServicer):
+    def __init__(
+        self,
+        parser: StreamingParser,
+        executor: Executor,
+        *,
+        offload_chars: int = OFFLOAD_CHARS,
+    ) -> None:
+        self._parser = parser
+        self._executor = executor
+        self._offload_chars = offload_chars
+
+    async def ProcessChunks(
+        self,
+        request_iterator: AsyncIterator[pb.ProcessChunksRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.ProcessChunksResponse]:
+        loop = asyncio.get_running_loop()
+        count = 0
+        _log.debug("stream opened", extra={"fields": {"peer": context.peer()}})
+        try:
+            # Each response is awaited before the next request is read: per-stream order.
+            async for request in request_iterator:
+                count += 1
+                # A final response carries the whole text and output, so it is built off
+                # the loop too, however small its chunk.
+                if request.final or len(request.chunk) >= self._offload_chars:
+                    yield await loop.run_in_executor(self._executor, self._answer, request)
+                else:
+                    yield self._answer(request)
+        finally:
+            _log.debug(
+                "stream closed", extra={"fields": {"peer": context.peer(), "requests": count}}
+            )
+
+    def _answer(self, request: pb.ProcessChunksRequest) -> pb.ProcessChunksResponse:
+        try:
+            result = self._parser.process(
+                request.chunk_id,
+                request.chunk,
+                processor_type=request.processor_type,
+                mode=request.mode,
+                final=request.final,
+                sequence=request.sequence,
+            )
+            return _convert.chunk_response(result)
+        except Exception:
+            _log.exception("bug in ProcessChunks", extra={"fields": {"rpc": "ProcessChunks"}})
+            return pb.ProcessChunksResponse(
+                chunk_id=request.chunk_id,
+                sequence=request.sequence,
+                final=request.final,
+                error=_convert.error_message(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE),
+            )
+
+    async def GetCompleteText(
+        self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCompleteTextResponse:
+        return await _unary(
+            context,
+            "GetCompleteText",
+            lambda: _convert.complete_text_response(self._parser.complete_text(request.chunk_id)),
+        )
+
+    async def ClearChunk(
+        self, request: pb.ClearChunkRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClearChunkResponse:
+        return await _unary(
+            context,
+            "ClearChunk",
+            lambda: pb.ClearChunkResponse(cleared=self._parser.clear(request.chunk_id)),
+        )
+
+    async def ListProcessors(
+        self, request: pb.ListProcessorsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListProcessorsResponse:
+        return await _unary(
+            context,
+            "ListProcessors",
+            lambda: _convert.processors_response(self._parser.processors()),
+        )
+
+
+async def _unary(context: grpc.aio.ServicerContext, rpc: str, call: Callable[[], _T]) -> _T:
+    # abort() raises, and its exception is an Exception too: it must stay outside the try.
+    try:
+        return call()
+    except EngineError as error:
+        code, message = _convert.status_code(error), error.message
+    except Exception:
+        _log.exception(f"bug in {rpc}", extra={"fields": {"rpc": rpc}})
+        code, message = grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE
+    await context.abort(code, message)
