@@ -1,0 +1,14 @@
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Deadlines off: a 2-core CI machine running other suites makes per-example timing noise.
+settings.register_profile("default", deadline=None)
+# `make fuzz`: long runs of the engine fuzz tests.
+settings.register_profile(
+    "fuzz",
+    max_examples=100_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("CHUNKWISE_HYPOTHESIS_PROFILE", "default"))
