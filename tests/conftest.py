@@ -12,3 +12,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("CHUNKWISE_HYPOTHESIS_PROFILE", "default"))
+
+# Real chunkwise servers (in-process and as a subprocess) and clients for them.
+from grpc_server import (  # noqa: E402, F401
+    channel,
+    conversation,
+    grpc_server,
+    server_factory,
+    server_process,
+    stub,
+)
