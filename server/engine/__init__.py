@@ -10,6 +10,7 @@ from ._errors import (
 from ._limits import Limits
 from ._outputs import (
     Append,
+    End,
     FileDelta,
     JsonOp,
     Output,
@@ -24,6 +25,7 @@ from ._results import ChunkResult, TextInfo
 __all__ = [
     "Append",
     "ChunkResult",
+    "End",
     "EngineError",
     "FailedPrecondition",
     "FileDelta",

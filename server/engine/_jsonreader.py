@@ -1,21 +1,432 @@
+"""An incremental reader for one JSON value fed in pieces.
+
+Theory of operation
+-------------------
+The goal: the cost of ``feed(text)`` grows with ``len(text)`` and the ops it emits, never
+with the text fed before. The plan: never look at a character twice. The reader keeps only
+what it needs to go on:
+
+* the state of the token in progress (inside a string, a key, a number, a literal, between
+  tokens, before or after the value);
+* a stack of open containers, each with its RFC 6901 pointer and, for an array, the index of
+  its current element;
+* ``_pending``: the few characters that cannot be judged yet, at most a dozen: a trailing
+  ``\\``, a partial ``\\u00``, a high surrogate escape waiting for its low half, a partial
+  literal or fence. They are put back in front of the next piece.
+
+A key is collected whole before it is used (it becomes part of a path); a number is
+collected until a character ends it, because ``12`` may still become ``123``. Everything else
+is emitted as soon as it is certain, so nothing emitted is ever taken back: a string's text is
+emitted as it arrives (decoded, up to any unfinished escape), a container when it opens.
+
+Runs of string content are decoded by the json module's C ``scanstring``; the Python loop
+runs once per token, not once per character.
+
+Offsets in errors count code points of all text fed, from 0, and name the first character
+that cannot be there: the longest valid prefix has that length. "unexpected end of JSON at
+offset N" comes from ``close()`` when the value is unfinished.
+
+Leniency, all of it deliberate (an LLM writes these): leading whitespace, one leading
+Markdown fence (```` ``` ```` or ```` ```json ````) with a closing one after the value, raw
+control characters inside strings; a lone surrogate escape decodes to U+FFFD. Otherwise
+strict RFC 8259.
+"""
+
 from __future__ import annotations
 
-from ._outputs import JsonOp
+import re
+from json.decoder import JSONDecodeError, scanstring
+
+from ._errors import InvalidArgument
+from ._outputs import Append, End, JsonOp, Set
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DIGITS = re.compile(r"[0-9]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_HIGH_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
+
+# Reader states.
+_START = 0  # before the value: whitespace, maybe a fence
+_VALUE = 1  # a value at self._path is next
+_STRING = 2  # inside a string value
+_KEY = 3  # inside an object key
+_NUMBER = 4
+_LITERAL = 5  # inside true / false / null
+_COLON = 6  # after a key
+_FIRST_KEY = 7  # after "{": a key or "}"
+_NEXT_KEY = 8  # after "," in an object: a key
+_FIRST_ITEM = 9  # after "[": a value or "]"
+_AFTER_ITEM = 10  # after a value in a container: "," or the closer
+_TRAILER = 11  # after the top-level value: whitespace, maybe the closing fence
+_FENCE_CLOSED = 12  # after the closing fence: whitespace only
+
+# Number automaton: state -> {character: next state}. _N_ACCEPT are the states in which
+# the number may end.
+_N_START, _N_MINUS, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_E, _N_ESIGN, _N_EXP = range(9)
+_D = "0123456789"
+_NUMBER_MOVES: list[dict[str, int]] = [
+    {"-": _N_MINUS, "0": _N_ZERO, **{d: _N_INT for d in _D[1:]}},
+    {"0": _N_ZERO, **{d: _N_INT for d in _D[1:]}},
+    {".": _N_DOT, "e": _N_E, "E": _N_E},
+    {**{d: _N_INT for d in _D}, ".": _N_DOT, "e": _N_E, "E": _N_E},
+    {d: _N_FRAC for d in _D},
+    {**{d: _N_FRAC for d in _D}, "e": _N_E, "E": _N_E},
+    {"+": _N_ESIGN, "-": _N_ESIGN, **{d: _N_EXP for d in _D}},
+    {d: _N_EXP for d in _D},
+    {d: _N_EXP for d in _D},
+]
+_N_DIGIT_RUNS = frozenset({_N_INT, _N_FRAC, _N_EXP})
+_N_ACCEPT = frozenset({_N_ZERO, _N_INT, _N_FRAC, _N_EXP})
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+_LITERALS = {"t": "true", "f": "false", "n": "null"}
+
+
+def _describe(char: str) -> str:
+    if char == "'":
+        return '"\'"'
+    if char.isprintable():
+        return f"'{char}'"
+    return f"U+{ord(char):04X}"
+
+
+def escape_pointer_token(key: str) -> str:
+    """One RFC 6901 reference token."""
+    if "~" in key or "/" in key:
+        return key.replace("~", "~0").replace("/", "~1")
+    return key
 
 
 class JsonReader:
-    """Reads one JSON value fed in pieces; emits Set / Append ops as they become certain."""
+    """Reads one JSON value fed in pieces; emits Set / Append / End ops as they become
+    certain (see ``_outputs``).
+
+    ``feed("")`` does nothing. After an error, every call raises that error again.
+    """
 
     def __init__(self, *, max_depth: int = 512) -> None:
-        raise NotImplementedError
+        self._max_depth = max_depth
+        self._state = _START
+        self._pending = ""
+        self._base = 0  # offset of the first character of the next feed's data
+        self._stack: list[list] = []  # [is_array, pointer, index]
+        self._path = ""  # where the next value goes
+        self._parts: list[str] = []  # a key's text or a number's characters so far
+        self._number_state = _N_START
+        self._literal = ""
+        self._literal_matched = 0
+        self._fenced = False
+        self._value_start = -1
+        self._value_end = -1
+        self._error: InvalidArgument | None = None
+
+    @property
+    def value_span(self) -> tuple[int, int] | None:
+        """(start, end) offsets of the top-level value once it is complete."""
+        if self._value_end < 0:
+            return None
+        return self._value_start, self._value_end
 
     def feed(self, text: str) -> list[JsonOp]:
-        """Read the next piece of the text. Raises InvalidArgument ("... at offset N", N in
-        code points of all text fed) for text that cannot become JSON; after that every
-        call raises the same error."""
-        raise NotImplementedError
+        """Read the next piece. Raises InvalidArgument for text that cannot become JSON."""
+        if self._error is not None:
+            raise self._error
+        data = self._pending + text if self._pending else text
+        ops: list[JsonOp] = []
+        try:
+            stop = self._run(data, ops)
+        except InvalidArgument as exc:
+            self._error = exc
+            raise
+        self._pending = data[stop:]
+        self._base += stop
+        return ops
 
     def close(self) -> list[JsonOp]:
-        """The text is complete: a top-level number is complete now. Raises InvalidArgument
+        """The text is complete: a top-level number ends here. Raises InvalidArgument
         ("unexpected end of JSON at offset N") when the value is unfinished."""
-        raise NotImplementedError
+        if self._error is not None:
+            raise self._error
+        ops: list[JsonOp] = []
+        if self._state == _NUMBER and not self._stack and self._number_state in _N_ACCEPT:
+            self._end_number(ops, self._base)
+        if self._state not in (_TRAILER, _FENCE_CLOSED) or self._pending:
+            self._error = InvalidArgument(
+                f"unexpected end of JSON at offset {self._base + len(self._pending)}"
+            )
+            raise self._error
+        return ops
+
+    # -- the state machine ---------------------------------------------------------------
+
+    def _fail(self, what: str, offset: int) -> InvalidArgument:
+        return InvalidArgument(f"invalid JSON: {what} at offset {offset}")
+
+    def _run(self, data: str, ops: list[JsonOp]) -> int:
+        """Consume `data`; returns where the unjudged rest (kept for the next feed) starts."""
+        n = len(data)
+        i = 0
+        base = self._base
+        while i < n:
+            state = self._state
+            if state == _STRING or state == _KEY:
+                i = self._read_string(data, i, ops)
+                if i < 0:
+                    return ~i
+                continue
+            if state == _NUMBER:
+                i = self._read_number(data, i, ops)
+                continue
+            if state == _LITERAL:
+                i = self._read_literal(data, i, ops)
+                continue
+            i = _WHITESPACE.match(data, i).end()
+            if i == n:
+                break
+            char = data[i]
+            if state == _VALUE:
+                i = self._start_value(data, i, ops)
+            elif state == _AFTER_ITEM:
+                frame = self._stack[-1]
+                if char == ",":
+                    if frame[0]:
+                        frame[2] += 1
+                        self._path = f"{frame[1]}/{frame[2]}"
+                        self._state = _VALUE
+                    else:
+                        self._state = _NEXT_KEY
+                    i += 1
+                elif char == ("]" if frame[0] else "}"):
+                    i = self._close_container(i, ops)
+                else:
+                    closer = "']'" if frame[0] else "'}'"
+                    raise self._fail(f"expected ',' or {closer}, found {_describe(char)}", base + i)
+            elif state == _COLON:
+                if char != ":":
+                    raise self._fail(f"expected ':' after a key, found {_describe(char)}", base + i)
+                self._state = _VALUE
+                i += 1
+            elif state == _FIRST_KEY or state == _NEXT_KEY:
+                if char == '"':
+                    self._parts = []
+                    self._state = _KEY
+                    i += 1
+                elif char == "}" and state == _FIRST_KEY:
+                    i = self._close_container(i, ops)
+                else:
+                    raise self._fail(f"expected a key in quotes, found {_describe(char)}", base + i)
+            elif state == _FIRST_ITEM:
+                if char == "]":
+                    i = self._close_container(i, ops)
+                else:
+                    self._path = self._stack[-1][1] + "/0"
+                    self._state = _VALUE
+            elif state == _START:
+                if char == "`":
+                    i = self._read_fence(data, i, opening=True)
+                    if i < 0:
+                        return ~i
+                self._state = _VALUE
+            elif state == _TRAILER:
+                if char == "`" and self._fenced:
+                    i = self._read_fence(data, i, opening=False)
+                    if i < 0:
+                        return ~i
+                    self._state = _FENCE_CLOSED
+                else:
+                    raise self._fail(f"unexpected {_describe(char)} after the value", base + i)
+            else:  # _FENCE_CLOSED
+                raise self._fail(f"unexpected {_describe(char)} after the closing fence", base + i)
+        return n
+
+    def _start_value(self, data: str, i: int, ops: list[JsonOp]) -> int:
+        char = data[i]
+        path = self._path
+        if not self._stack and self._value_start < 0:
+            self._value_start = self._base + i
+        if char == '"':
+            ops.append(Set(path, '""'))
+            self._state = _STRING
+            return i + 1
+        if char == "{" or char == "[":
+            if len(self._stack) >= self._max_depth:
+                raise InvalidArgument(
+                    f"invalid JSON: nesting deeper than {self._max_depth} "
+                    f"at offset {self._base + i}"
+                )
+            is_array = char == "["
+            ops.append(Set(path, "[]" if is_array else "{}"))
+            self._stack.append([is_array, path, 0])
+            self._state = _FIRST_ITEM if is_array else _FIRST_KEY
+            return i + 1
+        if char in _NUMBER_CHARS and char not in "+.eE":
+            self._parts = []
+            self._number_state = _N_START
+            self._state = _NUMBER
+            return i
+        literal = _LITERALS.get(char)
+        if literal is not None:
+            self._literal = literal
+            self._literal_matched = 0
+            self._state = _LITERAL
+            return i
+        raise self._fail(f"expected a value, found {_describe(char)}", self._base + i)
+
+    def _value_done(self, end: int) -> None:
+        if self._stack:
+            self._state = _AFTER_ITEM
+        else:
+            self._state = _TRAILER
+            self._value_end = end
+
+    def _close_container(self, i: int, ops: list[JsonOp]) -> int:
+        ops.append(End(self._stack.pop()[1]))
+        self._value_done(self._base + i + 1)
+        return i + 1
+
+    def _read_string(self, data: str, i: int, ops: list[JsonOp]) -> int:
+        """Read string content from i. Returns the index after the closing quote, or
+        ~index of the unfinished escape that must wait for more text."""
+        n = len(data)
+        close = _closing_quote(data, i)
+        stop = close if close >= 0 else _decodable_end(data, i, n)
+        if stop > i:
+            text = self._decode(data, i, stop)
+            if text:
+                if self._state == _STRING:
+                    ops.append(Append(self._path, text))
+                else:
+                    self._parts.append(text)
+        if close < 0:
+            return ~stop if stop < n else n
+        if self._state == _STRING:
+            ops.append(End(self._path))
+            self._value_done(self._base + close + 1)
+        else:
+            key = "".join(self._parts)
+            self._parts = []
+            self._path = f"{self._stack[-1][1]}/{escape_pointer_token(key)}"
+            self._state = _COLON
+        return close + 1
+
+    def _decode(self, data: str, start: int, stop: int) -> str:
+        try:
+            text, _ = scanstring(data[start:stop] + '"', 0, False)
+        except JSONDecodeError as exc:
+            what, bad = _escape_error(data, start + exc.pos)
+            raise self._fail(what, self._base + bad) from None
+        if _SURROGATE.search(text):
+            text = _SURROGATE.sub("\ufffd", text)
+        return text
+
+    def _read_number(self, data: str, i: int, ops: list[JsonOp]) -> int:
+        n = len(data)
+        state = self._number_state
+        start = i
+        while i < n:
+            nxt = _NUMBER_MOVES[state].get(data[i])
+            if nxt is None:
+                break
+            state = nxt
+            i += 1
+            if state in _N_DIGIT_RUNS:
+                i = _DIGITS.match(data, i).end()
+        self._number_state = state
+        if i > start:
+            self._parts.append(data[start:i])
+        if i == n:
+            return i
+        if data[i] in _NUMBER_CHARS or state not in _N_ACCEPT:
+            raise self._fail(f"unexpected {_describe(data[i])} in a number", self._base + i)
+        self._end_number(ops, self._base + i)
+        return i
+
+    def _end_number(self, ops: list[JsonOp], end: int) -> None:
+        ops.append(Set(self._path, "".join(self._parts)))
+        self._parts = []
+        self._value_done(end)
+
+    def _read_literal(self, data: str, i: int, ops: list[JsonOp]) -> int:
+        literal = self._literal
+        matched = self._literal_matched
+        take = min(len(data) - i, len(literal) - matched)
+        for k in range(take):
+            if data[i + k] != literal[matched + k]:
+                raise self._fail(
+                    f"unexpected {_describe(data[i + k])} in '{literal}'", self._base + i + k
+                )
+        matched += take
+        i += take
+        self._literal_matched = matched
+        if matched == len(literal):
+            ops.append(Set(self._path, literal))
+            self._value_done(self._base + i)
+        return i
+
+    def _read_fence(self, data: str, i: int, *, opening: bool) -> int:
+        """Consume a fence at i: returns the index after it, or ~i while it is unfinished."""
+        n = len(data)
+        ticks = data[i : i + 3]
+        if ticks != "```":
+            if len(ticks) < 3 and ticks == "`" * len(ticks):
+                return ~i
+            bad = i + next(k for k, c in enumerate(ticks) if c != "`")
+            raise self._fail(f"unexpected {_describe(data[bad])}", self._base + bad)
+        i += 3
+        if not opening:
+            return i
+        self._fenced = True
+        tag = data[i : i + 4]
+        if tag.lower() == "json":
+            return i + 4
+        if i + len(tag) == n and tag.lower() == "json"[: len(tag)]:
+            return ~(i - 3)
+        return i
+
+
+def _closing_quote(data: str, i: int) -> int:
+    """Index of the first unescaped '"' at or after i, or -1."""
+    search = i
+    while True:
+        q = data.find('"', search)
+        if q < 0:
+            return -1
+        k = q
+        while k > i and data[k - 1] == "\\":
+            k -= 1
+        if (q - k) % 2 == 0:
+            return q
+        search = q + 1
+
+
+def _starts_escape(data: str, i: int, b: int) -> bool:
+    """Whether the backslash at b starts an escape (is not itself escaped)."""
+    k = b
+    while k > i and data[k - 1] == "\\":
+        k -= 1
+    return (b - k) % 2 == 0
+
+
+def _decodable_end(data: str, i: int, n: int) -> int:
+    """Where string content from i stops being decodable now: the start of a trailing
+    unfinished escape, or of a high surrogate escape that waits for its low half."""
+    end = n
+    b = data.rfind("\\", max(i, n - 5), n)
+    if b >= 0 and _starts_escape(data, i, b):
+        rest = n - b
+        if rest == 1 or (data[b + 1] == "u" and rest < 6 and _HEX.issuperset(data[b + 2 : n])):
+            end = b
+    high = end - 6
+    if high >= i and _HIGH_SURROGATE_ESCAPE.match(data, high) and _starts_escape(data, i, high):
+        end = high
+    return end
+
+
+def _escape_error(data: str, pos: int) -> tuple[str, int]:
+    """(what, index) of the bad character in the escape that scanstring refused at pos."""
+    b = data.rfind("\\", 0, pos + 1)
+    if data[b + 1] == "u":
+        for k in range(b + 2, b + 6):
+            if data[k] not in _HEX:
+                return f"expected a hex digit in a \\u escape, found {_describe(data[k])}", k
+    return f"invalid escape {_describe(data[b + 1])}", b + 1

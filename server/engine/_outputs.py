@@ -8,10 +8,13 @@ JSON changes are two operations, each at an RFC 6901 pointer into the value bein
                         adds an element; a path that exists already is replaced (only a
                         repeated object key does this).
     Append(path, text)  add decoded `text` to the end of the string at `path`.
+    End(path)           the string or container at `path` is complete. The reader emits it
+                        for processors; PartialJson does not carry it.
 
 For example, ``{"a": ["x\\u00e9", 1]}`` read in one go gives::
 
-    Set("", "{}"), Set("/a", "[]"), Set("/a/0", '""'), Append("/a/0", "xé"), Set("/a/1", "1")
+    Set("", "{}"), Set("/a", "[]"), Set("/a/0", '""'), Append("/a/0", "xé"), End("/a/0"),
+    Set("/a/1", "1"), End("/a"), End("")
 
 Applying them in order to nothing rebuilds the value; any chunking of the text gives the
 same operations, up to how the appended text is split.
@@ -33,12 +36,16 @@ class Append(NamedTuple):
     text: str
 
 
-JsonOp = Set | Append
+class End(NamedTuple):
+    path: str
+
+
+JsonOp = Set | Append | End
 
 
 @dataclass(slots=True)
 class PartialJson:
-    deltas: list[JsonOp]
+    deltas: list[Set | Append]
     value_json: str = ""
 
 

@@ -1,12 +1,29 @@
-"""StreamingParser: the one object a servicer talks to."""
+"""StreamingParser: the one object a servicer talks to.
+
+It checks a request, finds or makes the id's state, and under that id's lock runs the
+tracker and the processor. Every refusal is an EngineError returned in the result, and a
+refused request changes nothing.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from ._errors import (
+    EngineError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from ._limits import Limits
+from ._registry import describe, load_processors
 from ._results import ChunkResult, TextInfo
+from ._store import Finished, IdState, Key, MemoryStore
+from ._tracker import DeltaMode, Tracker
+
+_MODE_NAMES = ", ".join(f"{m.value} ({m.name})" for m in DeltaMode)
 
 
 class StreamingParser:
@@ -21,7 +38,10 @@ class StreamingParser:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        raise NotImplementedError
+        self.limits = limits or Limits()
+        self._clock = clock
+        self._store = MemoryStore(max_ids=self.limits.max_ids, idle_ttl=self.limits.idle_ttl)
+        self._factories = load_processors()
 
     def process(
         self,
@@ -37,20 +57,177 @@ class StreamingParser:
         """Apply one chunk; never raises an EngineError: a refusal comes back as
         `ChunkResult.error`. `mode` is the proto DeltaMode number (0 = unspecified).
         Ids live per `namespace` (a tenant): the same id in two namespaces is two ids."""
-        raise NotImplementedError
+        try:
+            self._check_request(chunk_id, chunk, processor_type, mode)
+            key = (namespace, chunk_id)
+            while True:
+                entry = self._store.open(key, sequence, self._clock())
+                if isinstance(entry, Finished):
+                    return _finished_duplicate(chunk_id, sequence, final, entry)
+                with entry.lock:
+                    if entry.alive:
+                        return self._apply(key, entry, chunk, processor_type, mode, final, sequence)
+        except EngineError as exc:
+            return ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc)
 
     def complete_text(self, chunk_id: str, *, namespace: str = "") -> TextInfo:
         """Raises InvalidArgument for a bad id, NotFound for an untracked one."""
-        raise NotImplementedError
+        self._check_id(chunk_id)
+        state = self._store.live((namespace, chunk_id))
+        if state is not None:
+            with state.lock:
+                if state.alive and state.applied:
+                    return TextInfo(state.tracker.text, state.last_sequence, state.processor_type)
+        raise NotFound(f"chunk id {chunk_id!r} is not tracked")
 
     def clear(self, chunk_id: str, *, namespace: str = "") -> bool:
         """Forget the id; False when nothing was tracked. Raises InvalidArgument for a bad id."""
-        raise NotImplementedError
+        self._check_id(chunk_id)
+        return self._store.remove((namespace, chunk_id))
 
     def processors(self) -> list[tuple[str, str]]:
         """(name, description) of every processor, sorted by name."""
-        raise NotImplementedError
+        return sorted((name, describe(factory)) for name, factory in self._factories.items())
 
     def expire(self) -> int:
         """Forget ids idle past the TTL; returns how many. Call it every second or so."""
-        raise NotImplementedError
+        return self._store.expire(self._clock())
+
+    def tracked_ids(self) -> int:
+        return len(self._store)
+
+    # -- one request -----------------------------------------------------------------------
+
+    def _check_id(self, chunk_id: str) -> None:
+        if not chunk_id:
+            raise InvalidArgument("chunk_id is empty")
+        limit = self.limits.max_id_bytes
+        if len(chunk_id) * 4 > limit and (size := len(chunk_id.encode())) > limit:
+            raise InvalidArgument(f"chunk_id is {size} bytes, over the limit of {limit} bytes")
+
+    def _check_request(self, chunk_id: str, chunk: str, processor_type: str, mode: int) -> None:
+        self._check_id(chunk_id)
+        if mode and mode not in DeltaMode._value2member_map_:
+            raise InvalidArgument(f"unknown delta mode {mode}; known: {_MODE_NAMES}")
+        if processor_type and processor_type not in self._factories:
+            known = ", ".join(sorted(self._factories))
+            raise InvalidArgument(f"unknown processor {processor_type!r}; known: {known}")
+        limit = self.limits.max_chunk_bytes
+        if len(chunk) * 4 > limit and (size := len(chunk.encode())) > limit:
+            raise ResourceExhausted(f"chunk is {size} bytes, over the limit of {limit} bytes")
+
+    def _apply(
+        self,
+        key: Key,
+        state: IdState,
+        chunk: str,
+        processor_type: str,
+        mode: int,
+        final: bool,
+        sequence: int,
+    ) -> ChunkResult:
+        chunk_id = key[1]
+        if not state.applied:
+            self._start(state, chunk_id, processor_type, mode)
+        else:
+            _check_same(state, processor_type, mode)
+            if sequence and sequence <= state.last_sequence:
+                return _live_duplicate(chunk_id, sequence, state)
+        try:
+            delta = state.tracker.add(chunk, max_text_bytes=self.limits.max_text_bytes)
+        except EngineError:
+            if not state.applied:
+                self._store.discard(key, state)
+            raise
+        state.applied = True
+        if sequence:
+            state.last_sequence = sequence
+        if delta.reset:
+            state.processor = self._new_processor(state.processor_type, chunk_id)
+            state.failed = False
+        output = error = None
+        if not state.failed and (delta.text or final):
+            try:
+                output = state.processor.process(
+                    delta.text, final=final, complete_text=lambda: state.tracker.text
+                )
+            except InvalidArgument as exc:
+                state.failed = True
+                error = exc
+        result = ChunkResult(
+            chunk_id=chunk_id,
+            sequence=sequence,
+            delta=delta.text,
+            output=output,
+            error=error,
+            final=final,
+            complete_text=state.tracker.text if final else "",
+            reset=delta.reset,
+        )
+        if final:
+            self._store.finish(key, state, result, self._clock())
+        else:
+            state.remember(result)
+        return result
+
+    def _start(self, state: IdState, chunk_id: str, processor_type: str, mode: int) -> None:
+        processor_type = processor_type or "text"
+        state.processor = self._new_processor(processor_type, chunk_id)
+        state.processor_type = processor_type
+        state.mode = DeltaMode(mode or DeltaMode.AUTO)
+        state.tracker = Tracker(state.mode)
+
+    def _new_processor(self, processor_type: str, chunk_id: str):
+        factory = self._factories[processor_type]
+        return factory(chunk_id, max_json_depth=self.limits.max_json_depth)
+
+
+def _check_same(state: IdState, processor_type: str, mode: int) -> None:
+    if processor_type and processor_type != state.processor_type:
+        raise FailedPrecondition(
+            f"chunk id uses processor {state.processor_type!r}, not {processor_type!r}; "
+            "clear it or use another id"
+        )
+    if mode and mode != state.mode:
+        raise FailedPrecondition(
+            f"chunk id uses mode {state.mode.name}, not {DeltaMode(mode).name}; "
+            "clear it or use another id"
+        )
+
+
+def _live_duplicate(chunk_id: str, sequence: int, state: IdState) -> ChunkResult:
+    first = state.recall(sequence)
+    if first is None:
+        return ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
+    return ChunkResult(
+        chunk_id=chunk_id,
+        sequence=sequence,
+        delta=first.delta,
+        output=first.output,
+        reset=first.reset,
+        duplicate=True,
+    )
+
+
+def _finished_duplicate(
+    chunk_id: str, sequence: int, final: bool, finished: Finished
+) -> ChunkResult:
+    known = finished.final
+    if known is not None and known.sequence == sequence:
+        return ChunkResult(
+            chunk_id=chunk_id,
+            sequence=sequence,
+            delta=known.delta,
+            output=known.output,
+            final=True,
+            complete_text=known.complete_text,
+            reset=known.reset,
+            duplicate=True,
+        )
+    return ChunkResult(
+        chunk_id=chunk_id,
+        sequence=sequence,
+        final=final,
+        complete_text=known.complete_text if final and known is not None else "",
+        duplicate=True,
+    )

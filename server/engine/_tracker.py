@@ -1,7 +1,37 @@
+"""The complete text of one chunk id, and what each chunk adds to it.
+
+Theory of operation
+-------------------
+Three modes say how a chunk relates to the text so far.
+
+AUTO is the original heuristic, kept byte for byte for callers that mix snapshots and
+fragments. It keeps ``last_seen``, the last chunk that added anything::
+
+    if last_seen is empty:            delta = chunk
+    elif chunk starts with last_seen: delta = chunk[len(last_seen):]
+    elif last_seen occurs in chunk:   delta = what follows its first occurrence
+    else:                             delta = chunk
+    if delta:                         text += delta; last_seen = chunk
+
+So an empty first chunk still creates the id, with text "", and a fragment equal to the
+previous chunk is taken for a repeat and lost ("ha", "ha" gives "ha").
+
+APPEND: the delta is the chunk. SNAPSHOT: the chunk is the whole text; the delta is what it
+adds, and a chunk that does not start with the text so far rewrites it: ``reset``, and the
+delta is the whole chunk.
+
+Storage: APPEND and AUTO text lives in a ``bytearray`` of UTF-8, which grows in place with
+over-allocation, so a chunk costs O(len(chunk)) however long the text is, and a tracked
+byte costs about one byte. SNAPSHOT keeps the last snapshot string itself: every chunk is
+the whole text anyway, and comparing against it is O(len(chunk)).
+"""
+
 from __future__ import annotations
 
 import enum
 from typing import NamedTuple
+
+from ._errors import ResourceExhausted
 
 
 class DeltaMode(enum.IntEnum):
@@ -17,17 +47,75 @@ class Delta(NamedTuple):
     reset: bool
 
 
+_NO_CHANGE = Delta("", False)
+
+
+def _too_long(size: int, limit: int) -> ResourceExhausted:
+    return ResourceExhausted(f"text would be {size} bytes, over the limit of {limit} bytes")
+
+
 class Tracker:
     """The complete text of one id and the delta of each chunk."""
 
+    __slots__ = ("mode", "_buffer", "_snapshot", "_last_seen")
+
     def __init__(self, mode: DeltaMode) -> None:
-        raise NotImplementedError
+        self.mode = mode
+        self._buffer = bytearray()
+        self._snapshot = ""
+        self._last_seen = ""
 
     def add(self, chunk: str, *, max_text_bytes: int | None = None) -> Delta:
         """Track `chunk`; returns what is new. Raises ResourceExhausted, changing nothing,
         when the text would pass `max_text_bytes`."""
-        raise NotImplementedError
+        if self.mode is DeltaMode.SNAPSHOT:
+            return self._add_snapshot(chunk, max_text_bytes)
+        if self.mode is DeltaMode.APPEND:
+            delta = chunk
+        else:
+            delta = self._auto_delta(chunk)
+        if not delta:
+            return _NO_CHANGE
+        encoded = delta.encode()
+        if max_text_bytes is not None and len(self._buffer) + len(encoded) > max_text_bytes:
+            raise _too_long(len(self._buffer) + len(encoded), max_text_bytes)
+        self._buffer += encoded
+        if self.mode is DeltaMode.AUTO:
+            self._last_seen = chunk
+        return Delta(delta, False)
+
+    def _auto_delta(self, chunk: str) -> str:
+        last_seen = self._last_seen
+        if not last_seen:
+            return chunk
+        if chunk.startswith(last_seen):
+            return chunk[len(last_seen) :]
+        at = chunk.find(last_seen)
+        if at >= 0:
+            return chunk[at + len(last_seen) :]
+        return chunk
+
+    def _add_snapshot(self, chunk: str, max_text_bytes: int | None) -> Delta:
+        text = self._snapshot
+        if chunk == text:
+            return _NO_CHANGE
+        if max_text_bytes is not None:
+            size = len(chunk.encode())
+            if size > max_text_bytes:
+                raise _too_long(size, max_text_bytes)
+        self._snapshot = chunk
+        if chunk.startswith(text):
+            return Delta(chunk[len(text) :], False)
+        return Delta(chunk, True)
 
     @property
     def text(self) -> str:
-        raise NotImplementedError
+        if self.mode is DeltaMode.SNAPSHOT:
+            return self._snapshot
+        return self._buffer.decode()
+
+    @property
+    def byte_length(self) -> int:
+        if self.mode is DeltaMode.SNAPSHOT:
+            return len(self._snapshot.encode())
+        return len(self._buffer)
