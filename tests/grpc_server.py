@@ -7,6 +7,7 @@ with the ordinary blocking client, as a backend service would.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import queue
 import re
@@ -54,7 +55,11 @@ class InProcessServer:
 
     def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run a coroutine on the server's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(TIMEOUT)
+        return self.submit(coroutine).result(TIMEOUT)
+
+    def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        """Start a coroutine on the server's loop without waiting for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.address, options=CLIENT_OPTIONS)
