@@ -39,6 +39,29 @@ LOADING = "loading"
 COMPLETED = "completed"
 
 
+class TextParts:
+    """A string built from many small pieces. Small str objects cost ~50 bytes each, so the
+    newest pieces are folded into one every FOLD pieces: memory stays near the text's own
+    size and each piece is copied a bounded number of times."""
+
+    FOLD = 64
+    __slots__ = ("_folded", "_recent")
+
+    def __init__(self) -> None:
+        self._folded: list[str] = []
+        self._recent: list[str] = []
+
+    def append(self, text: str) -> None:
+        recent = self._recent
+        recent.append(text)
+        if len(recent) >= self.FOLD:
+            self._folded.append("".join(recent))
+            recent.clear()
+
+    def value(self) -> str:
+        return "".join(self._folded) + "".join(self._recent)
+
+
 class TextProcessor:
     description: ClassVar[str] = "Any text; no output beyond the delta and the complete text."
 
@@ -122,7 +145,7 @@ class _FieldTextProcessor(_JsonOpsProcessor):
     def __init__(self, chunk_id: str, *, max_json_depth: int = 512) -> None:
         super().__init__(chunk_id, max_json_depth=max_json_depth)
         self._path = "/" + self.field
-        self._parts: list[str] = []
+        self._message = TextParts()
         # A repeated key would replace the text already shown; only the first is read.
         self._state = "waiting"  # -> "reading" -> "done"
 
@@ -142,7 +165,7 @@ class _FieldTextProcessor(_JsonOpsProcessor):
                 self._state = "done"
         message_chunk = "".join(chunk)
         if message_chunk:
-            self._parts.append(message_chunk)
+            self._message.append(message_chunk)
         if not (message_chunk or final):
             return None
         return ReasoningText(
@@ -150,7 +173,7 @@ class _FieldTextProcessor(_JsonOpsProcessor):
             title=self.title,
             secondary_title="",
             message_chunk=message_chunk,
-            message="".join(self._parts) if final else "",
+            message=self._message.value() if final else "",
             status=COMPLETED if final else LOADING,
         )
 
@@ -174,16 +197,16 @@ def file_id(chunk_id: str, file_name: str, file_type: str) -> str:
 
 
 class _File:
-    __slots__ = ("name_parts", "name", "content", "content_state", "id", "shown")
+    __slots__ = ("name_parts", "name", "content", "content_state", "id", "unshown")
 
     def __init__(self) -> None:
         self.name_parts: list[str] | None = None  # while the name string is being read
         self.name: str | None = None
-        self.content: list[str] = []
+        self.content = TextParts()
         # A repeated key would replace content already shown; only the first is read.
         self.content_state = "waiting"  # -> "reading" -> "done"
         self.id = ""
-        self.shown = 0  # how many content parts were sent
+        self.unshown: list[str] = []  # content not yet sent
 
 
 _FILE_FIELD = re.compile(r"/files/(0|[1-9][0-9]*)/(name|yml_content)")
@@ -247,22 +270,23 @@ class _FilesProcessor(_JsonOpsProcessor):
             file.content_state = "reading"
         elif kind is Append and file.content_state == "reading":
             file.content.append(op.text)
+            file.unshown.append(op.text)
             if file.name is not None:
                 touched[index] = file
         elif kind is End and file.content_state == "reading":
             file.content_state = "done"
 
     def _delta(self, file: _File, final: bool) -> FileDelta:
-        new = file.content[file.shown :]
-        file.shown = len(file.content)
+        text_chunk = "".join(file.unshown)
+        file.unshown.clear()
         return FileDelta(
             id=file.id,
             file_type=self.file_type,
             file_name=file.name or "",
             version_number=1,
             status=COMPLETED if final else LOADING,
-            text_chunk="".join(new),
-            text="".join(file.content) if final else "",
+            text_chunk=text_chunk,
+            text=file.content.value() if final else "",
         )
 
 
