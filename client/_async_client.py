@@ -1,0 +1,316 @@
+"""The asyncio client: the same methods as ``Client``, in the same order, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+
+import grpc
+from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
+
+from . import _convert
+from ._base import DEFAULT_MAX_RECEIVE_BYTES, DEFAULT_TARGET, BaseClient, BaseStream
+from ._errors import ProtocolError, error_from_rpc
+from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
+from ._retry import Retry
+
+
+class AsyncClient(BaseClient):
+    """An asyncio chunkwise client over one grpc.aio channel; arguments as for ``Client``."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float | None = None,
+        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
+        retries: int | Retry = 4,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+        channel: grpc.aio.Channel | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random_fraction: Callable[[], float] | None = None,
+    ) -> None:
+        extra = {} if random_fraction is None else {"random_fraction": random_fraction}
+        super().__init__(
+            target,
+            timeout=timeout,
+            max_receive_bytes=max_receive_bytes,
+            retries=retries,
+            credentials=credentials,
+            token=token,
+            **extra,
+        )
+        self._sleep = sleep
+        self._owns_channel = channel is None
+        if channel is None:
+            options = self._channel_options()
+            if credentials is None:
+                channel = grpc.aio.insecure_channel(target, options=options)
+            else:
+                channel = grpc.aio.secure_channel(target, credentials, options=options)
+        self._channel = channel
+        self._stub = streaming_pb2_grpc.StreamingParserStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
+
+    def stream(self, *, raise_on_error: bool = False, timeout: float | None = None) -> AsyncStream:
+        """A ProcessChunks session: ``await send(...)``, ``async for`` the updates."""
+        return AsyncStream(self, raise_on_error=raise_on_error, timeout=timeout)
+
+    async def process(
+        self,
+        chunk_id: str,
+        chunks: Iterable[str] | AsyncIterable[str],
+        *,
+        processor_type: str = "",
+        mode: Mode | None = None,
+        final: bool = True,
+        raise_on_error: bool = False,
+    ) -> AsyncIterator[ChunkUpdate]:
+        """As ``Client.process``; ``chunks`` may be an async iterable, read in a task."""
+        _convert.mode_number(mode)
+        if isinstance(chunks, str):
+            raise TypeError("chunks must be an iterable of str, not a str")
+        async with self.stream(raise_on_error=raise_on_error) as stream:
+            feeding = _Feeding()
+            feeder = asyncio.ensure_future(
+                _feed(stream, feeding, chunk_id, chunks, processor_type, mode, final)
+            )
+            try:
+                while await stream._wait_for_unanswered(feeding):
+                    yield await stream.receive()
+            finally:
+                if not feeder.done():
+                    feeder.cancel()
+                    await asyncio.gather(feeder, return_exceptions=True)
+            await feeder
+
+    async def get_complete_text(self, chunk_id: str) -> TextInfo:
+        request = streaming_pb2.GetCompleteTextRequest(chunk_id=chunk_id)
+        return _convert.text_info(await self._unary(self._stub.GetCompleteText, request))
+
+    async def clear_chunk(self, chunk_id: str) -> bool:
+        request = streaming_pb2.ClearChunkRequest(chunk_id=chunk_id)
+        return (await self._unary(self._stub.ClearChunk, request)).cleared
+
+    async def list_processors(self) -> list[ProcessorInfo]:
+        request = streaming_pb2.ListProcessorsRequest()
+        return _convert.processors(await self._unary(self._stub.ListProcessors, request))
+
+    async def health(self, service: str = "") -> str:
+        response = await self._unary(self._health.Check, self._health_request(service))
+        return self._health_status(response)
+
+    async def close(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _unary(self, method, request):
+        failures = 0
+        while True:
+            try:
+                return await method(request, timeout=self.timeout, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                failures += 1
+                what = type(request).__name__.removesuffix("Request")
+                delay = self._retry_delay(exc, failures, what)
+                if delay is None:
+                    raise error_from_rpc(exc) from exc
+            await self._sleep(delay)
+
+
+class AsyncStream(BaseStream):
+    """One ProcessChunks stream over asyncio; use it with ``async with``. As ``Stream``."""
+
+    def __init__(self, client: AsyncClient, *, raise_on_error: bool, timeout: float | None) -> None:
+        super().__init__(client, raise_on_error=raise_on_error, timeout=timeout)
+        self._client: AsyncClient = client
+        # Held while a request is added and written, and while a new call is opened and
+        # the unanswered requests are written to it, so that no request misses the new call.
+        self._lock = asyncio.Lock()
+        self._sent = asyncio.Condition(self._lock)
+        self._call: grpc.aio.StreamStreamCall | None = None
+
+    async def __aenter__(self) -> AsyncStream:
+        async with self._lock:
+            await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.close()
+        else:
+            self.cancel()
+
+    async def send(
+        self,
+        chunk_id: str,
+        chunk: str,
+        *,
+        processor_type: str = "",
+        mode: Mode | None = None,
+        final: bool = False,
+    ) -> int:
+        async with self._lock:
+            if self._call is None:
+                raise RuntimeError("use the stream in an 'async with' block")
+            request = self._new_request(chunk_id, chunk, processor_type, mode, final)
+            await self._write(request)
+            self._sent.notify_all()
+            return request.sequence
+
+    async def receive(self) -> ChunkUpdate:
+        if not self._outstanding:
+            raise RuntimeError("no update is due: every request sent has been answered")
+        while True:
+            try:
+                response = await self._call.read()
+            except grpc.RpcError as exc:
+                await self._resume_or_raise(exc)
+                continue
+            if response is grpc.aio.EOF:
+                status = await self._call.code()
+                if status == grpc.StatusCode.OK:
+                    raise ProtocolError(
+                        f"the stream ended with {len(self._outstanding)} requests unanswered"
+                    )
+                await self._resume_or_raise(await self._status_error())
+                continue
+            return self._update(response)
+
+    def __aiter__(self) -> AsyncIterator[ChunkUpdate]:
+        return self._updates()
+
+    async def _updates(self) -> AsyncIterator[ChunkUpdate]:
+        while self._outstanding:
+            yield await self.receive()
+
+    async def close(self) -> None:
+        if self._call is None:
+            return
+        async with self._lock:
+            self._half_closed = True
+            await self._done_writing()
+        async for _ in self:
+            pass
+        try:
+            while (response := await self._call.read()) is not grpc.aio.EOF:
+                raise ProtocolError(f"an answer for {response.chunk_id!r} came unasked")
+        except grpc.RpcError:
+            # Every request is answered; how the server ends the stream changes nothing.
+            pass
+        self._call = None
+
+    def cancel(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    async def _open(self) -> None:
+        """A new call carrying every unanswered request. Holds the lock."""
+        if self._call is not None:
+            self._call.cancel()
+        self._call = self._client._stub.ProcessChunks(
+            timeout=self._timeout, metadata=self._client._metadata
+        )
+        for request in self._outstanding.resend():
+            await self._write(request)
+        if self._half_closed:
+            await self._done_writing()
+
+    async def _write(self, request: streaming_pb2.ProcessChunksRequest) -> None:
+        try:
+            await self._call.write(request)
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            # The call has ended; reading reports how, and resends this request if it can.
+            pass
+
+    async def _done_writing(self) -> None:
+        try:
+            await self._call.done_writing()
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            pass
+
+    async def _status_error(self) -> grpc.RpcError:
+        call = self._call
+        return grpc.aio.AioRpcError(
+            code=await call.code(),
+            initial_metadata=await call.initial_metadata(),
+            trailing_metadata=await call.trailing_metadata(),
+            details=await call.details(),
+        )
+
+    async def _resume_or_raise(self, exc: grpc.RpcError) -> None:
+        delay = self._retry_delay(exc)
+        if delay is None:
+            raise error_from_rpc(exc) from exc
+        await self._client._sleep(delay)
+        async with self._lock:
+            await self._open()
+
+    async def _wait_for_unanswered(self, feeding: _Feeding) -> bool:
+        """Whether an update is due, waiting while the feeder may still send."""
+        async with self._sent:
+            await self._sent.wait_for(lambda: bool(self._outstanding) or feeding.done)
+            return bool(self._outstanding)
+
+
+class _Feeding:
+    done = False
+
+
+async def _feed(
+    stream: AsyncStream,
+    feeding: _Feeding,
+    chunk_id: str,
+    chunks: Iterable[str] | AsyncIterable[str],
+    processor_type: str,
+    mode: Mode | None,
+    final: bool,
+) -> None:
+    """Sends the chunks of ``AsyncClient.process``; wakes the reader when done."""
+    options = {"processor_type": processor_type, "mode": mode}
+    try:
+        if isinstance(chunks, Sequence):
+            for index, chunk in enumerate(chunks):
+                await stream.send(
+                    chunk_id, chunk, final=final and index == len(chunks) - 1, **options
+                )
+            if final and not chunks:
+                await stream.send(chunk_id, "", final=True, **options)
+            return
+        previous = ""
+        if isinstance(chunks, AsyncIterable):
+            async for chunk in chunks:
+                await stream.send(chunk_id, chunk, **options)
+                previous = chunk
+        else:
+            for chunk in chunks:
+                await stream.send(chunk_id, chunk, **options)
+                previous = chunk
+        if final:
+            await stream.send(
+                chunk_id, previous if mode == "snapshot" else "", final=True, **options
+            )
+    finally:
+        feeding.done = True
+        async with stream._sent:
+            stream._sent.notify_all()

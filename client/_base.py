@@ -1,0 +1,156 @@
+"""What the sync and the async client share: settings, request building, answer handling.
+
+Nothing here does I/O; ``Client`` and ``AsyncClient`` wrap it with their own channel, call
+and sleep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from collections.abc import Callable
+
+import grpc
+from chunkwise.v1 import streaming_pb2
+from grpc_health.v1 import health_pb2
+
+from . import _convert
+from ._errors import FailedPrecondition, error_for_status
+from ._ledger import Outstanding, Sequencer
+from ._models import ChunkUpdate, Mode, UpdateError
+from ._retry import Retry, as_retry, is_retryable
+
+logger = logging.getLogger("chunkwise.client")
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+"""A final answer holds the complete text and the full output: up to about twice the
+server's 16 MiB text limit, past gRPC's default 4 MiB receive limit."""
+
+
+class BaseClient:
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float | None = None,
+        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
+        retries: int | Retry = 4,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+        random_fraction: Callable[[], float] = random.random,
+    ) -> None:
+        if not isinstance(target, str) or not target:
+            raise ValueError(f"target must be 'host:port', not {target!r}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive or None, not {timeout}")
+        if max_receive_bytes <= 0:
+            raise ValueError(f"max_receive_bytes must be positive, not {max_receive_bytes}")
+        self.target = target
+        self.timeout = timeout
+        self.max_receive_bytes = max_receive_bytes
+        self.retry = as_retry(retries)
+        self._credentials = credentials
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        self._random_fraction = random_fraction
+        self._sequencer = Sequencer()
+
+    def _channel_options(self) -> list[tuple[str, int]]:
+        return [("grpc.max_receive_message_length", self.max_receive_bytes)]
+
+    def _retry_delay(self, exc: grpc.RpcError, failures: int, what: str) -> float | None:
+        """Seconds to wait before trying again after the ``failures``-th failure in a row,
+        or None when ``exc`` is final."""
+        if not is_retryable(exc) or not self.retry.allows(failures):
+            return None
+        delay = self.retry.backoff(failures, self._random_fraction())
+        logger.info(
+            "call failed, retrying",
+            extra={"call": what, "status": exc.code().name, "failure": failures, "delay": delay},
+        )
+        return delay
+
+    @staticmethod
+    def _health_request(service: str) -> health_pb2.HealthCheckRequest:
+        return health_pb2.HealthCheckRequest(service=service)
+
+    @staticmethod
+    def _health_status(response: health_pb2.HealthCheckResponse) -> str:
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+class BaseStream:
+    """The bookkeeping of one ProcessChunks stream: numbering, unanswered requests, retries."""
+
+    def __init__(self, client: BaseClient, *, raise_on_error: bool, timeout: float | None) -> None:
+        self._client = client
+        self._raise_on_error = raise_on_error
+        self._timeout = timeout
+        self._outstanding = Outstanding()
+        self._failures = 0
+        self._half_closed = False
+
+    @property
+    def unanswered(self) -> int:
+        """How many requests sent on this stream have no answer yet."""
+        return len(self._outstanding)
+
+    def _new_request(
+        self,
+        chunk_id: str,
+        chunk: str,
+        processor_type: str,
+        mode: Mode | None,
+        final: bool,
+    ) -> streaming_pb2.ProcessChunksRequest:
+        if self._half_closed:
+            raise RuntimeError("this stream is closed for sending")
+        _convert.mode_number(mode)
+        request = _convert.chunk_request(
+            chunk_id,
+            chunk,
+            processor_type=processor_type,
+            mode=mode,
+            final=final,
+            sequence=self._client._sequencer.next(chunk_id),
+        )
+        self._outstanding.add(request)
+        return request
+
+    def _update(self, response: streaming_pb2.ProcessChunksResponse) -> ChunkUpdate:
+        pending = self._outstanding.answer(response)
+        self._failures = 0
+        update = _convert.chunk_update(response)
+        if response.duplicate and pending.sends == 1:
+            # Sent once and already applied: the number was used before, by an earlier
+            # stream on this id, so this chunk's text was dropped. Never pass that off as
+            # the chunk's own answer.
+            update = dataclasses.replace(
+                update,
+                delta="",
+                output=None,
+                error=UpdateError(
+                    code=FailedPrecondition.grpc_status_code.value[0],
+                    message=(
+                        f"sequence {response.sequence} of {response.chunk_id!r} is not above "
+                        "the last one the server applied for it (an earlier stream used this "
+                        "id), so the chunk was not applied; clear the id or use a new one"
+                    ),
+                ),
+            )
+        if self._raise_on_error and update.error is not None:
+            raise error_for_status(update.error.code, update.error.message)
+        return update
+
+    def _retry_delay(self, exc: grpc.RpcError) -> float | None:
+        self._failures += 1
+        delay = self._client._retry_delay(exc, self._failures, "ProcessChunks")
+        if delay is not None:
+            logger.info(
+                "resuming stream",
+                extra={"unanswered": len(self._outstanding), "delay": delay},
+            )
+        return delay
