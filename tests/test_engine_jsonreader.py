@@ -1,0 +1,436 @@
+"""JsonReader: partial JSON in, Set / Append ops out, held to the contract's JSON rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from helpers import (
+    ABSENT,
+    Rebuilder,
+    apply_ops,
+    check_chunkings,
+    chunkings_of,
+    cut,
+    documents,
+    extends,
+    loads_exact,
+    normalized,
+    shown,
+    snapshot,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.engine import Append, InvalidArgument, Set
+from server.engine._jsonreader import JsonReader
+
+OFFSET = re.compile(r"at offset (\d+)\b")
+
+
+def read(chunks: list[str], *, max_depth: int = 512) -> list:
+    reader = JsonReader(max_depth=max_depth)
+    ops = []
+    for chunk in chunks:
+        ops += reader.feed(chunk)
+    return ops + reader.close()
+
+
+def value_of(chunks: list[str]):
+    return apply_ops(read(chunks))
+
+
+def values_after(*chunks: str) -> list:
+    """The rebuilt value after each chunk is fed (no close)."""
+    reader, rebuilder, seen = JsonReader(), Rebuilder(), []
+    for chunk in chunks:
+        rebuilder.apply(reader.feed(chunk))
+        seen.append(snapshot(rebuilder.value))
+    return seen
+
+
+def offset_of(error: InvalidArgument) -> int:
+    match = OFFSET.search(error.message)
+    assert match, f"no 'at offset N' in {error.message!r}"
+    return int(match.group(1))
+
+
+# ----------------------------------------------------------------- properties
+
+
+@given(doc=documents(), data=st.data())
+def test_ops_rebuild_the_value_and_only_ever_extend_it(doc, data):
+    chunks = data.draw(chunkings_of(doc.text))
+    reader, rebuilder = JsonReader(), Rebuilder()
+    shown = ABSENT
+    for chunk in chunks:
+        rebuilder.apply(reader.feed(chunk))
+        now = snapshot(rebuilder.value)
+        assert extends(shown, now), f"{shown!r} -> {now!r} after {chunk!r}"
+        shown = now
+    rebuilder.apply(reader.close())
+    assert extends(shown, rebuilder.value)
+    assert rebuilder.value == doc.value
+
+
+@given(doc=documents(), data=st.data())
+def test_ops_do_not_depend_on_the_chunking(doc, data):
+    chunks = data.draw(chunkings_of(doc.text))
+    assert normalized(read(chunks)) == normalized(read([doc.text]))
+
+
+def test_docstring_example():
+    text = '{"a": ["x\\u00e9", 1]}'
+    expected = [
+        Set("", "{}"),
+        Set("/a", "[]"),
+        Set("/a/0", '""'),
+        Append("/a/0", "xé"),
+        Set("/a/1", "1"),
+    ]
+    check_chunkings(lambda chunks: shown(normalized(read(chunks))), text, expected)
+
+
+def test_pointer_escapes_in_keys():
+    text = '{"a/b": {"m~n": [true], "": null}}'
+    check_chunkings(value_of, text, {"a/b": {"m~n": [True], "": None}})
+    paths = [op.path for op in read([text])]
+    assert "/a~1b/m~0n/0" in paths
+    assert "/a~1b/" in paths
+
+
+def test_numbers_are_carried_as_written():
+    literals = ["-0", "1e-7", "1E+30", "0.5", "-0.0", "12345678901234567890123456789012345678901"]
+    text = "[" + ", ".join(literals) + "]"
+    ops = shown(read([text]))
+    assert [op.json for op in ops if op.path != ""] == literals
+    check_chunkings(value_of, text, loads_exact(text))
+
+
+# ----------------------------------------------------------------- tricky prefixes
+
+
+def test_trailing_backslash():
+    assert values_after('["ab\\', 'n"]') == [["ab"], ["ab\n"]]
+    assert values_after('"ab\\', "\\", '"') == ["ab", "ab\\", "ab\\"]
+
+
+def test_partial_unicode_escape():
+    assert values_after('["x\\u00', "e9", '"]') == [["x"], ["xé"], ["xé"]]
+    assert values_after('"\\u', "2", "0", "a", "c", '"') == ["", "", "", "", "€", "€"]
+
+
+def test_surrogate_pair_split_at_every_point():
+    text = '["\\ud83d\\ude00"]'
+    for i in range(len(text) + 1):
+        first, rest = values_after(text[:i], text[i:])
+        if i == 0:
+            assert first is ABSENT
+        elif i == 1:
+            assert first == []
+        elif i < text.index('"]'):
+            assert first == [""], f"split at {i}: {first!r}"
+        else:
+            assert first == ["😀"]
+        assert rest == ["😀"]
+
+
+def test_top_level_surrogate_pair_in_every_chunking():
+    check_chunkings(value_of, '"a\\uD83D\\uDE00b"', "a😀b")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"\\ud800"',
+        '"\\ud800x"',
+        '"\\udc00"',
+        '"\\udc00\\ud800"',
+        '"\\ud800\\u0041"',
+        '"\\ud800\\ud83d\\ude00"',
+        '["\\ud800", "\\udfff"]',
+    ],
+)
+def test_lone_surrogate_escape_decodes_to_replacement_character(text):
+    # json.loads keeps lone surrogates; a proto string cannot, so each becomes U+FFFD.
+    expected = json.loads(text)
+    if isinstance(expected, str):
+        expected = _replace_lone_surrogates(expected)
+    else:
+        expected = [_replace_lone_surrogates(s) for s in expected]
+    assert "\ufffd" in str(expected)
+    check_chunkings(value_of, text, expected)
+
+
+def _replace_lone_surrogates(s: str) -> str:
+    return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def test_partial_key_appears_only_with_its_value():
+    assert values_after('{"ab', 'c"', ":", " ", '"', 'v"}') == [
+        {},
+        {},
+        {},
+        {},
+        {"abc": ""},
+        {"abc": "v"},
+    ]
+    assert values_after('{"k": [', "]}") == [{"k": []}, {"k": []}]
+    assert values_after('{"k": 1', "2", "}") == [{}, {}, {"k": loads_exact("12")}]
+    assert values_after('{"a": 1, "b', '": nul', "l}") == [
+        {"a": loads_exact("1")},
+        {"a": loads_exact("1")},
+        {"a": loads_exact("1"), "b": None},
+    ]
+
+
+def test_prefix_ending_in_a_comma():
+    one, two = loads_exact("1"), loads_exact("2")
+    assert values_after("[1,", " 2]") == [[one], [one, two]]
+    assert values_after('{"a": 1,', ' "b": 2}') == [{"a": one}, {"a": one, "b": two}]
+    assert values_after('{"a": "x",', ' "b": "y"}') == [{"a": "x"}, {"a": "x", "b": "y"}]
+
+
+def test_partial_literal():
+    assert values_after("[tru", "e]") == [[], [True]]
+    assert values_after('{"a": fals', "e}") == [{}, {"a": False}]
+    reader = JsonReader()
+    assert reader.feed("nul") == []
+    assert apply_ops(reader.feed("l") + reader.close()) is None
+
+
+def test_raw_control_characters_in_strings():
+    text = '{"a": "line1\nline2\r\n\tend\x00\x1f"}'
+    check_chunkings(value_of, text, {"a": "line1\nline2\r\n\tend\x00\x1f"})
+
+
+@pytest.mark.parametrize("literal", ["0", "-0", "123", "1e-7", "1E+30", "0.5", "9" * 45])
+def test_top_level_number_completes_only_at_close(literal):
+    reader = JsonReader()
+    for ch in literal:
+        assert reader.feed(ch) == []
+    assert shown(reader.close()) == [Set("", literal)]
+    check_chunkings(value_of, literal, loads_exact(literal))
+
+
+def test_minus_alone_is_an_unfinished_number():
+    reader = JsonReader()
+    assert reader.feed("-") == []
+    with pytest.raises(InvalidArgument) as info:
+        reader.close()
+    assert "unexpected end of JSON" in info.value.message
+    assert offset_of(info.value) == 1
+
+
+def test_leading_whitespace():
+    check_chunkings(value_of, ' \n\t\r [1, {"a": "b"}]', [loads_exact("1"), {"a": "b"}])
+    check_chunkings(value_of, "\n\n  42", loads_exact("42"))
+
+
+def test_partial_fence():
+    reader, rebuilder = JsonReader(), Rebuilder()
+    assert reader.feed("``") == []
+    assert reader.feed("`json\n") == []
+    rebuilder.apply(reader.feed('{"a": 1}\n``'))
+    rebuilder.apply(reader.feed("`"))
+    rebuilder.apply(reader.close())
+    assert rebuilder.value == {"a": loads_exact("1")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['```json\n{"a": [1, "x"]}\n```', '```json\n"s"\n```\n', "```json\n12\n```", "```json\n[]```"],
+)
+def test_fenced_value_in_every_chunking(text):
+    body = text.removeprefix("```json\n").rstrip("\n").removesuffix("```")
+    check_chunkings(value_of, text, loads_exact(body))
+
+
+def test_repeated_key_comes_as_a_new_set_at_the_same_path():
+    text = '{"a": 1, "b": true, "a": 2}'
+    ops = shown(read([text]))
+    assert [op for op in ops if op.path == "/a"] == [Set("/a", "1"), Set("/a", "2")]
+    check_chunkings(value_of, text, loads_exact(text))
+
+    text = '{"a": "x", "a": [1]}'
+    assert shown(normalized(read([text]))) == [
+        Set("", "{}"),
+        Set("/a", '""'),
+        Append("/a", "x"),
+        Set("/a", "[]"),
+        Set("/a/0", "1"),
+    ]
+    check_chunkings(value_of, text, {"a": [loads_exact("1")]})
+
+
+def test_close_after_a_complete_value_adds_nothing():
+    reader = JsonReader()
+    reader.feed('{"a": [1]}  ')
+    assert shown(reader.close()) == []
+
+
+# ----------------------------------------------------------------- strictness
+
+# Each offset is that of the first code point after which the text can no longer become
+# JSON: fed one code point at a time, the feed of that one is the first to fail.
+REJECTED = [
+    ("NaN", 0),
+    ("[NaN]", 1),
+    ("Infinity", 0),
+    ("-Infinity", 1),
+    ('{"a": NaN}', 6),
+    ("[1 // c\n]", 3),
+    ("/* c */ 1", 0),
+    ('{"a": 1 /* c */}', 8),
+    ("[1,]", 3),
+    ("[1, 2, ]", 7),
+    ('{"a": 1,}', 8),
+    ("['a']", 1),
+    ("{'a': 1}", 1),
+    ("'a'", 0),
+    ("01", 1),
+    ("[01]", 2),
+    ("-01", 2),
+    ("00", 1),
+    ("[1.]", 3),
+    ("1.e5", 2),
+    (".5", 0),
+    ("[.5]", 1),
+    ("+1", 0),
+    ("[+1]", 1),
+    ("{}x", 2),
+    ("[1] [2]", 4),
+    ('"a" "b"', 4),
+    ("1 2", 2),
+    ("12a", 2),
+    ("true false", 5),
+    ("nullx", 4),
+    ("{} }", 3),
+    ("[1 2]", 3),
+    ('{"a" 1}', 5),
+    ('{"a": 1 "b": 2}', 8),
+    ("{1: 2}", 1),
+    ("[}", 1),
+    ("]", 0),
+    ('"\\x"', 2),
+    ('"\\u12g4"', 5),
+    ("tx", 1),
+    ("[\x00]", 1),
+    ("\x0b1", 0),
+    ('["😀", x]', 6),
+    ('{"é": tru }', 9),
+    ("```json\n{}\n```x", 14),
+]
+
+
+@pytest.mark.parametrize("text,offset", REJECTED)
+def test_invalid_json_is_rejected_at_its_offset(text, offset):
+    reader = JsonReader()
+    for ch in text[:offset]:
+        reader.feed(ch)  # a valid prefix: no error yet
+    with pytest.raises(InvalidArgument) as info:
+        reader.feed(text[offset])
+    assert offset_of(info.value) == offset
+    # After an error, every call fails again with the same error.
+    for call in (lambda: reader.feed(text[offset + 1 :]), lambda: reader.feed(""), reader.close):
+        with pytest.raises(InvalidArgument) as again:
+            call()
+        assert offset_of(again.value) == offset
+
+    with pytest.raises(InvalidArgument) as whole:
+        read([text])
+    assert offset_of(whole.value) == offset
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "-",
+        "tru",
+        "[1,",
+        '{"a"',
+        '{"a":',
+        '"abc',
+        "1.",
+        "1e",
+        "1e+",
+        '"\\u00',
+        "```json\n{",
+    ],
+)
+def test_unfinished_json_fails_at_close_with_its_end_offset(text):
+    reader = JsonReader()
+    for ch in text:
+        reader.feed(ch)
+    with pytest.raises(InvalidArgument) as info:
+        reader.close()
+    assert "unexpected end of JSON" in info.value.message
+    assert offset_of(info.value) == len(text)
+
+
+# ----------------------------------------------------------------- depth
+
+
+def test_depth_512_is_fine_and_the_513th_bracket_fails_at_its_own_offset():
+    text = "[" * 512 + "]" * 512
+    assert apply_ops(read([text])) == loads_exact(text)
+    assert apply_ops(read(cut(text, range(0, len(text), 7)))) == loads_exact(text)
+
+    with pytest.raises(InvalidArgument) as info:
+        read(["[" * 513])
+    assert offset_of(info.value) == 512
+
+    reader = JsonReader()
+    reader.feed("[ " * 512)
+    with pytest.raises(InvalidArgument) as info:
+        reader.feed("[")
+    assert offset_of(info.value) == 1024
+
+    with pytest.raises(InvalidArgument) as info:
+        read(['{"a":' * 513])
+    assert offset_of(info.value) == 5 * 512
+
+
+def test_depth_limit_is_configurable():
+    assert apply_ops(read(["[[[]]]"], max_depth=3)) == [[[]]]
+    with pytest.raises(InvalidArgument) as info:
+        read(["[[[[]]]]"], max_depth=3)
+    assert offset_of(info.value) == 3
+
+
+def test_hundred_thousand_open_brackets_is_an_error_not_a_recursion_error():
+    text = "[" * 100_000
+    with pytest.raises(InvalidArgument) as info:
+        read([text])
+    assert offset_of(info.value) == 512
+    with pytest.raises(InvalidArgument):
+        read(cut(text, range(0, len(text), 1000)))
+
+
+def test_nesting_deeper_than_the_interpreter_stack_needs_no_recursion():
+    depth = 3000  # well past Python's default recursion limit of 1000
+    text = '{"a":' * depth + "[" + "]" + "}" * depth
+    ops = shown(read(cut(text, range(0, len(text), 64)), max_depth=depth + 1))
+    assert len(ops) == depth + 1
+    assert ops[-1] == Set("/a" * depth, "[]")
+
+
+# ----------------------------------------------------------------- cost
+
+
+def test_one_megabyte_in_16_character_pieces_takes_seconds_not_minutes():
+    items = [{"id": i, "name": f"item {i}", "tags": ["a", "b\\n"]} for i in range(6000)]
+    text = json.dumps({"text": 'line "q" é\\n ' * 40_000, "items": items})
+    assert len(text) > 1_000_000
+    reader, ops = JsonReader(), []
+    started = time.perf_counter()
+    for i in range(0, len(text), 16):
+        ops += reader.feed(text[i : i + 16])
+    ops += reader.close()
+    elapsed = time.perf_counter() - started
+    assert elapsed < 30, f"{elapsed:.1f} s for {len(text)} code points"
+    assert apply_ops(ops) == loads_exact(text)
