@@ -1,0 +1,389 @@
+"""The processors, driven through StreamingParser.process as a servicer drives them.
+
+For any chunking and delta mode, what the responses carry adds up to exactly the field's
+final text, decoded by json.loads from the document.
+"""
+
+from __future__ import annotations
+
+import decimal
+import hashlib
+import json
+import random
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from helpers import (
+    Rebuilder,
+    Style,
+    chunkings,
+    chunkings_of,
+    documents,
+    encode_string,
+    loads_exact,
+    snapshots,
+    strings,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.engine import (
+    Append,
+    FileDelta,
+    PartialJson,
+    ReasoningFile,
+    ReasoningText,
+    Set,
+    StreamingParser,
+)
+
+APPEND, SNAPSHOT, AUTO = 2, 3, 1
+
+TEXT_TITLES = {
+    "plan": ("plan_markdown", "Creating a plan..."),
+    "search_data_catalog": ("search_requirements", "Searching your data catalog..."),
+}
+FILE_TITLES = {
+    "metric": "Creating metric files...",
+    "dashboard": "Creating dashboard files...",
+}
+
+
+def file_id(chunk_id: str, file_name: str, file_type: str) -> str:
+    digest = hashlib.sha256(f"{chunk_id}:{file_name}:{file_type}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
+
+
+@dataclass(frozen=True)
+class Request:
+    chunk: str
+    final: bool
+    fed: int  # code points of the document sent so far, this request included
+
+
+def requests(text: str, pieces: list[str], mode: int, final_alone: bool) -> list[Request]:
+    """The requests a client sends for `text` cut into `pieces`, in `mode`: fragments for
+    APPEND, cumulative snapshots for SNAPSHOT and AUTO (where snapshots lose nothing). The
+    last piece is final, or an extra request carries only the final flag."""
+    assert "".join(pieces) == text
+    chunks = pieces if mode == APPEND else snapshots(pieces)
+    fed = [len(s) for s in snapshots(pieces)]
+    out = [Request(c, False, n) for c, n in zip(chunks, fed, strict=True)]
+    if final_alone or not out:
+        out.append(Request("" if mode == APPEND else text, True, len(text)))
+    else:
+        out[-1] = Request(out[-1].chunk, True, len(text))
+    return out
+
+
+def send(parser: StreamingParser, chunk_id: str, processor: str, reqs: list[Request], mode: int):
+    results = []
+    for i, req in enumerate(reqs):
+        result = parser.process(
+            chunk_id,
+            req.chunk,
+            # The first request fixes processor and mode; later ones mostly leave them empty.
+            processor_type=processor if i == 0 or i % 2 else "",
+            mode=mode if i == 0 or i % 3 else 0,
+            final=req.final,
+        )
+        assert result.error is None, result.error
+        assert result.chunk_id == chunk_id
+        assert result.final == req.final
+        assert not result.reset and not result.duplicate
+        results.append(result)
+    return results
+
+
+modes = st.sampled_from([APPEND, SNAPSHOT, AUTO])
+
+# ------------------------------------------------------------------------ plan, search
+
+
+def text_documents(key: str):
+    return documents(st.builds(lambda s: {key: s}, strings | st.text(max_size=300)))
+
+
+def check_reasoning_text(results, chunk_id: str, title: str, expected: str) -> None:
+    *loading, final = results
+    chunks = []
+    for result in loading:
+        out = result.output
+        if out is None:
+            continue
+        assert isinstance(out, ReasoningText)
+        assert (out.id, out.title, out.secondary_title, out.status) == (
+            chunk_id,
+            title,
+            "",
+            "loading",
+        )
+        assert out.message_chunk, "an output with nothing new"
+        assert out.message == ""
+        chunks.append(out.message_chunk)
+    out = final.output
+    assert isinstance(out, ReasoningText)
+    assert (out.id, out.title, out.secondary_title, out.status) == (
+        chunk_id,
+        title,
+        "",
+        "completed",
+    )
+    chunks.append(out.message_chunk)
+    assert "".join(chunks) == expected
+    assert out.message == expected
+
+
+@pytest.mark.parametrize("processor", sorted(TEXT_TITLES))
+@given(data=st.data(), mode=modes, final_alone=st.booleans())
+def test_reasoning_text_adds_up_to_the_field(processor, data, mode, final_alone):
+    key, title = TEXT_TITLES[processor]
+    doc = data.draw(text_documents(key))
+    pieces = data.draw(chunkings_of(doc.text))
+    results = send(
+        StreamingParser(), "call-1", processor, requests(doc.text, pieces, mode, final_alone), mode
+    )
+    check_reasoning_text(results, "call-1", title, doc.value[key])
+    assert results[-1].complete_text == doc.text
+
+
+def test_reasoning_text_output_is_unset_when_nothing_is_new():
+    parser = StreamingParser()
+    chunks = ['{"plan_', 'markdown": ', '"', "ab\\", "n", '"', "}"]
+    outputs = [parser.process("p", c, processor_type="plan", mode=APPEND).output for c in chunks]
+    assert [o.message_chunk if o else None for o in outputs] == [
+        None,
+        None,
+        None,
+        "ab",
+        "\n",
+        None,
+        None,
+    ]
+    final = parser.process("p", "", final=True)
+    assert (final.output.message_chunk, final.output.message) == ("", "ab\n")
+    assert final.output.status == "completed"
+    assert final.complete_text == "".join(chunks)
+
+
+@pytest.mark.parametrize("processor", sorted(TEXT_TITLES))
+def test_reasoning_text_in_every_chunking(processor):
+    key, title = TEXT_TITLES[processor]
+    field = '"# Step 1\\n\\u00e9t\\u00E9 \\ud83d\\ude00 \\"q\\"\nraw"'
+    text = "```json\n{" + f'"{key}": ' + field + "}\n```"
+    expected = json.loads(text.removeprefix("```json\n").removesuffix("\n```"), strict=False)
+    for pieces in chunkings(text):
+        results = send(
+            StreamingParser(), "c", processor, requests(text, pieces, APPEND, False), APPEND
+        )
+        check_reasoning_text(results, "c", title, expected[key])
+
+
+# ------------------------------------------------------------------------ metric, dashboard
+
+
+@dataclass(frozen=True)
+class FilesDocument:
+    text: str
+    files: list[tuple[str, str]]  # (name, yml_content) as json.loads reads them
+    name_ends: list[int]  # where each name string closes: the code points before its end
+
+
+@st.composite
+def files_documents(draw) -> FilesDocument:
+    names = draw(st.lists(strings, max_size=4, unique=True))
+    contents = [draw(strings | st.text(max_size=200)) for _ in names]
+    style = Style(
+        rnd=draw(st.randoms(use_true_random=False)),
+        ensure_ascii=draw(st.booleans()),
+        raw_controls=draw(st.booleans()),
+    )
+    ws = style.ws
+    text = ws() + "{" + ws() + '"files"' + ws() + ":" + ws() + "["
+    name_ends = []
+    for i, (name, content) in enumerate(zip(names, contents, strict=True)):
+        text += ("," if i else "") + ws() + "{" + ws() + '"name"' + ws() + ":" + ws()
+        text += encode_string(name, style)
+        name_ends.append(len(text))
+        text += ws() + "," + ws() + '"yml_content"' + ws() + ":" + ws()
+        text += encode_string(content, style) + ws() + "}"
+    text += ws() + "]" + ws() + "}" + ws()
+    decoded = json.loads(text, strict=False)["files"]
+    files = [(f["name"], f["yml_content"]) for f in decoded]
+    return FilesDocument(text, files, name_ends)
+
+
+def check_reasoning_file(
+    results, reqs: list[Request], chunk_id: str, processor: str, doc: FilesDocument
+) -> None:
+    title = FILE_TITLES[processor]
+    ids = {
+        file_id(chunk_id, name, processor): (name, end)
+        for (name, _), end in zip(doc.files, doc.name_ends, strict=True)
+    }
+    received: dict[str, list[str]] = {}
+    *loading, final = results
+    for result, req in zip(loading, reqs, strict=False):
+        out = result.output
+        if out is None:
+            continue
+        assert isinstance(out, ReasoningFile)
+        assert (out.id, out.title, out.status) == (chunk_id, title, "loading")
+        assert out.files, "an output with nothing new"
+        assert len({f.id for f in out.files}) == len(out.files)
+        for f in out.files:
+            check_file_delta(f, ids, processor, "loading")
+            name, name_end = ids[f.id]
+            assert req.fed >= name_end, f"file {name!r} shown before its name is complete"
+            assert f.text == ""
+            assert f.text_chunk or f.id not in received, "a file delta with nothing new"
+            received.setdefault(f.id, []).append(f.text_chunk)
+    out = final.output
+    assert isinstance(out, ReasoningFile)
+    assert (out.id, out.title, out.status) == (chunk_id, title, "completed")
+    assert [f.file_name for f in out.files] == [name for name, _ in doc.files]
+    for f, (_, content) in zip(out.files, doc.files, strict=True):
+        check_file_delta(f, ids, processor, "completed")
+        assert f.text == content
+        assert "".join(received.get(f.id, [])) + f.text_chunk == content
+
+
+def check_file_delta(f: FileDelta, ids: dict, processor: str, status: str) -> None:
+    assert f.id in ids, f"unexpected file id {f.id} for {f.file_name!r}"
+    assert (f.file_name, f.file_type, f.version_number, f.status) == (
+        ids[f.id][0],
+        processor,
+        1,
+        status,
+    )
+
+
+@pytest.mark.parametrize("processor", sorted(FILE_TITLES))
+@given(doc=files_documents(), data=st.data(), mode=modes, final_alone=st.booleans())
+def test_reasoning_file_adds_up_to_each_file(processor, doc, data, mode, final_alone):
+    pieces = data.draw(chunkings_of(doc.text))
+    reqs = requests(doc.text, pieces, mode, final_alone)
+    results = send(StreamingParser(), "files-1", processor, reqs, mode)
+    check_reasoning_file(results, reqs, "files-1", processor, doc)
+
+
+def test_a_file_appears_as_soon_as_its_name_is_complete():
+    parser = StreamingParser()
+    text = '{"files": [{"name": "a\\u00e9.yml", "yml_content": "x: 1"}]}'
+    name_end = text.index('.yml"') + 5
+    expected_id = file_id("m", "aé.yml", "metric")
+    for i, ch in enumerate(text):
+        out = parser.process("m", ch, processor_type="metric", mode=APPEND).output
+        fed = i + 1
+        if fed < name_end:
+            assert out is None, f"output after {text[:fed]!r}"
+        elif fed == name_end:
+            assert out is not None and len(out.files) == 1
+            f = out.files[0]
+            assert (f.id, f.file_name, f.text_chunk, f.status) == (
+                expected_id,
+                "aé.yml",
+                "",
+                "loading",
+            )
+    assert parser.process("m", "", final=True).output.files[0].text == "x: 1"
+
+
+def test_file_ids_are_the_documented_uuid():
+    expected = str(uuid.UUID(bytes=hashlib.sha256(b"call-9:revenue.yml:metric").digest()[:16]))
+    parser = StreamingParser()
+    text = '{"files": [{"name": "revenue.yml", "yml_content": "name: revenue"}]}'
+    result = parser.process("call-9", text, processor_type="metric", final=True)
+    assert [f.id for f in result.output.files] == [expected]
+    other = parser.process("call-9", text, processor_type="dashboard", final=True)
+    assert other.output.files[0].id != expected  # file_type is part of the id
+
+
+# ------------------------------------------------------------------------ json, text
+
+
+def exact(value_json: str):
+    return json.loads(value_json, parse_float=decimal.Decimal, strict=False)
+
+
+@given(doc=documents(), data=st.data(), mode=modes, final_alone=st.booleans())
+def test_json_deltas_rebuild_the_value(doc, data, mode, final_alone):
+    pieces = data.draw(chunkings_of(doc.text))
+    results = send(
+        StreamingParser(), "j", "json", requests(doc.text, pieces, mode, final_alone), mode
+    )
+    rebuilder = Rebuilder()
+    *loading, final = results
+    for result in loading:
+        if result.output is None:
+            continue
+        assert isinstance(result.output, PartialJson)
+        assert result.output.deltas, "an output with nothing new"
+        assert result.output.value_json == ""
+        assert all(isinstance(op, Set | Append) for op in result.output.deltas)
+        rebuilder.apply(result.output.deltas)
+    assert isinstance(final.output, PartialJson)
+    assert all(isinstance(op, Set | Append) for op in final.output.deltas)
+    rebuilder.apply(final.output.deltas)
+    assert rebuilder.value == doc.value
+    assert exact(final.output.value_json) == exact(doc.body)
+
+
+@given(chunks=st.lists(st.text()), final_alone=st.booleans())
+def test_text_processor_shows_no_output(chunks, final_alone):
+    text = "".join(chunks)
+    reqs = requests(text, chunks, APPEND, final_alone)
+    results = send(StreamingParser(), "t", "text", reqs, APPEND)
+    assert all(r.output is None for r in results)
+    assert "".join(r.delta for r in results) == text
+    assert results[-1].complete_text == text
+    assert all(r.complete_text == "" for r in results[:-1])
+
+
+def test_empty_processor_type_means_text():
+    parser = StreamingParser()
+    assert parser.process("t", '{"a": 1}').output is None
+    assert parser.complete_text("t").processor_type == "text"
+
+
+def test_json_top_level_number_shows_at_the_final_chunk():
+    parser = StreamingParser()
+    assert parser.process("n", "12", processor_type="json", mode=APPEND).output is None
+    assert parser.process("n", "34", mode=APPEND).output is None
+    final = parser.process("n", "", final=True)
+    assert final.output.deltas == [Set("", "1234")]
+    assert exact(final.output.value_json) == 1234
+
+
+def test_json_value_json_keeps_big_numbers():
+    literal = "1234567890123456789012345678901234567890.5e-3"
+    text = '{"n": [' + literal + ", -0, 1E+30]}"
+    final = StreamingParser().process("b", text, processor_type="json", final=True)
+    assert exact(final.output.value_json) == exact(text)
+    assert Rebuilder().apply(final.output.deltas).value == loads_exact(text)
+
+
+@pytest.mark.parametrize("processor", ["plan", "search_data_catalog", "metric", "dashboard"])
+def test_random_chunkings_of_a_fixed_document_agree(processor):
+    # One realistic document per processor, cut 30 ways, each answered alike.
+    rnd = random.Random(7)
+    if processor in FILE_TITLES:
+        text = json.dumps(
+            {"files": [{"name": f"f{i}.yml", "yml_content": "a: é\n" * 20} for i in range(3)]}
+        )
+    else:
+        text = json.dumps({TEXT_TITLES[processor][0]: "## Plan\n- step é 😀\n" * 20})
+    finals = set()
+    for _ in range(30):
+        cuts = sorted(rnd.sample(range(len(text)), rnd.randint(1, 40)))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        results = send(
+            StreamingParser(), "x", processor, requests(text, pieces, APPEND, False), APPEND
+        )
+        out = results[-1].output
+        if isinstance(out, ReasoningFile):
+            finals.add(tuple((f.id, f.file_name, f.text, f.status) for f in out.files))
+        else:
+            finals.add((out.message, out.status))
+    assert len(finals) == 1
