@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-PLUGIN_MODULE = '''
+PLUGIN_MODULE = """
 from server.engine import ReasoningText
 
 
@@ -29,9 +29,9 @@ class ShoutProcessor:
             message=complete_text().upper() if final else "",
             status="completed" if final else "loading",
         )
-'''
+"""
 
-CHECK = '''
+CHECK = """
 from server.engine import StreamingParser
 parser = StreamingParser()
 assert ("{name}", "Upper-cases the text as it grows.") in parser.processors(), parser.processors()
@@ -40,7 +40,7 @@ last = parser.process("a", "world", final=True)
 assert first.output.message_chunk == "HELLO ", first
 assert last.output.message == "HELLO WORLD", last
 print("plugin ok")
-'''
+"""
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess[str]:
