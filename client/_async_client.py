@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from . import _convert
 from ._base import DEFAULT_MAX_RECEIVE_BYTES, DEFAULT_TARGET, BaseClient, BaseStream
-from ._errors import ProtocolError, error_from_rpc
+from ._errors import NotFound, ProtocolError, error_from_rpc
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
 from ._retry import Retry
 
@@ -100,7 +100,10 @@ class AsyncClient(BaseClient):
         return _convert.processors(await self._unary(self._stub.ListProcessors, request))
 
     async def health(self, service: str = "") -> str:
-        response = await self._unary(self._health.Check, self._health_request(service))
+        try:
+            response = await self._unary(self._health.Check, self._health_request(service))
+        except NotFound:
+            return "SERVICE_UNKNOWN"
         return self._health_status(response)
 
     async def close(self) -> None:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from . import _convert
 from ._base import DEFAULT_MAX_RECEIVE_BYTES, DEFAULT_TARGET, BaseClient, BaseStream
-from ._errors import ProtocolError, error_from_rpc
+from ._errors import NotFound, ProtocolError, error_from_rpc
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
 from ._retry import Retry
 
@@ -128,8 +128,12 @@ class Client(BaseClient):
         return _convert.processors(self._unary(self._stub.ListProcessors, request))
 
     def health(self, service: str = "") -> str:
-        """The server's health for ``service``: "SERVING", "NOT_SERVING", ..."""
-        response = self._unary(self._health.Check, self._health_request(service))
+        """The server's health for ``service``: "SERVING", "NOT_SERVING", or
+        "SERVICE_UNKNOWN" for a service the server does not know."""
+        try:
+            response = self._unary(self._health.Check, self._health_request(service))
+        except NotFound:
+            return "SERVICE_UNKNOWN"
         return self._health_status(response)
 
     def close(self) -> None:

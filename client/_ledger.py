@@ -42,6 +42,11 @@ class Sequencer:
                 self._last.popitem(last=False)
             return number
 
+    def continue_after(self, chunk_id: str, last: int) -> None:
+        """Number the next request of ``chunk_id`` above ``last`` (the server's last one)."""
+        with self._lock:
+            self._last[chunk_id] = max(self._last.pop(chunk_id, 0), last)
+
 
 @dataclass(slots=True)
 class Pending:
