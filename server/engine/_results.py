@@ -6,9 +6,11 @@ from ._errors import EngineError
 from ._outputs import Output
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs several microseconds more, once per chunk.
+@dataclass(slots=True)
 class ChunkResult:
-    """The answer to one chunk: what a ProcessChunksResponse carries."""
+    """The answer to one chunk: what a ProcessChunksResponse carries. Read it; don't change it:
+    the engine keeps recent results to answer duplicates."""
 
     chunk_id: str
     sequence: int
