@@ -304,7 +304,9 @@ class Style:
 
 
 def encode_string(s: str, style: Style) -> str:
-    """A JSON string literal for `s`, with escapes chosen at random where allowed."""
+    """A JSON string literal for `s`, with escapes chosen at random where allowed. A
+    surrogate code point in `s` (lone, or one half of a pair written as two) is always
+    escaped: JSON text itself is UTF-8."""
     rnd = style.rnd
     out = ['"']
     for ch in s:
@@ -321,19 +323,22 @@ def encode_string(s: str, style: Style) -> str:
                 out.append(short[ch])
             else:
                 out.append(_u_escape(code, rnd))
-        elif (code > 0x7E and style.ensure_ascii) or rnd.random() < 0.05:
-            if code > 0xFFFF:
-                high = 0xD800 + ((code - 0x10000) >> 10)
-                low = 0xDC00 + ((code - 0x10000) & 0x3FF)
-                out.append(_u_escape(high, rnd) + _u_escape(low, rnd))
-            else:
-                out.append(_u_escape(code, rnd))
+        elif (
+            (code > 0x7E and style.ensure_ascii) or 0xD800 <= code <= 0xDFFF or rnd.random() < 0.05
+        ):
+            out.append(_u_escape(code, rnd) if code <= 0xFFFF else _pair_escape(code, rnd))
         elif ch == "/" and rnd.random() < 0.5:
             out.append("\\/")
         else:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def _pair_escape(code: int, rnd: random.Random) -> str:
+    high = 0xD800 + ((code - 0x10000) >> 10)
+    low = 0xDC00 + ((code - 0x10000) & 0x3FF)
+    return _u_escape(high, rnd) + _u_escape(low, rnd)
 
 
 def _u_escape(code: int, rnd: random.Random) -> str:
@@ -377,7 +382,23 @@ class Document:
 
     @property
     def value(self) -> Any:
-        return loads_exact(self.body)
+        return decode(self.body)
+
+
+def decode(body: str) -> Any:
+    """What the engine must read from a JSON text: `loads_exact`, with each lone surrogate
+    escape as U+FFFD (json.loads keeps them; a proto string cannot hold them)."""
+    return _without_lone_surrogates(loads_exact(body))
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 @st.composite

@@ -19,6 +19,7 @@ from helpers import (
     Style,
     chunkings,
     chunkings_of,
+    decode,
     documents,
     encode_string,
     loads_exact,
@@ -209,7 +210,7 @@ def files_documents(draw) -> FilesDocument:
         text += ws() + "," + ws() + '"yml_content"' + ws() + ":" + ws()
         text += encode_string(content, style) + ws() + "}"
     text += ws() + "]" + ws() + "}" + ws()
-    decoded = json.loads(text, strict=False)["files"]
+    decoded = decode(text)["files"]
     files = [(f["name"], f["yml_content"]) for f in decoded]
     return FilesDocument(text, files, name_ends)
 
