@@ -13,11 +13,13 @@ from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from server import auth
 from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger
 from server.config import Config
 from server.engine import StreamingParser
 from server.servicer import OFFLOAD_CHARS, StreamingParserServicer
+from server.tls import server_credentials
 
 _log = get_logger("app")
 
@@ -98,11 +100,12 @@ async def create_server(
 
     Returns it and the port it bound (the chosen one when `config.port` is 0).
     Chunks of `offload_chars` characters or more are processed on a worker thread.
-    Raises BindError when the address cannot be bound.
+    Raises BindError when the address cannot be bound, SettingsFileError when a TLS or
+    token file cannot be used.
     """
-    unsupported = config.unsupported_settings()
-    if unsupported:
-        raise NotImplementedError(f"not supported yet: {', '.join(unsupported)}")
+    # Files first: a bad one must stop the server before anything is set up.
+    credentials = server_credentials(config)
+    authenticator = auth.authenticator(config.auth_tokens)
     if parser is None:
         parser = StreamingParser(config.limits())
     executor = ThreadPoolExecutor(_WORKER_THREADS, thread_name_prefix="chunkwise-engine")
@@ -118,7 +121,10 @@ async def create_server(
         ]
     )
     pb_grpc.add_StreamingParserServicer_to_server(
-        StreamingParserServicer(parser, executor, offload_chars=offload_chars), grpc_server
+        StreamingParserServicer(
+            parser, executor, offload_chars=offload_chars, authenticator=authenticator
+        ),
+        grpc_server,
     )
     health_servicer = DrainingHealthServicer()
     for service in ("", SERVICE_NAME):
@@ -129,7 +135,10 @@ async def create_server(
     )
     address = listen_address(config.host, config.port)
     try:
-        port = grpc_server.add_insecure_port(address)
+        if credentials is None:
+            port = grpc_server.add_insecure_port(address)
+        else:
+            port = grpc_server.add_secure_port(address, credentials)
     except RuntimeError as error:
         raise BindError(f"cannot listen on {address}") from error
     if port == 0:
@@ -153,6 +162,11 @@ async def serve(config: Config) -> None:
     # Tests and scripts wait for this exact line to learn the port.
     sys.stdout.write(f"chunkwise listening on {config.host}:{port}\n")
     sys.stdout.flush()
-    _log.info("listening", extra={"fields": {"host": config.host, "port": port}})
+    security = {
+        "tls": config.tls_cert is not None,
+        "client_certificates": config.tls_client_ca is not None,
+        "bearer_tokens": config.auth_tokens is not None,
+    }
+    _log.info("listening", extra={"fields": {"host": config.host, "port": port, **security}})
     await stop_requested.wait()
     await server.stop(config.grace_period)

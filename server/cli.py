@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from server._files import SettingsFileError
 from server._logging import configure, get_logger
 from server.app import BindError, serve
 from server.config import LOG_LEVELS, Config
@@ -77,10 +78,19 @@ def _parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="log level of the key=value lines on stderr",
     )
-    add("--tls-cert", type=Path, help="PEM server certificate (not supported yet)")
-    add("--tls-key", type=Path, help="PEM server private key (not supported yet)")
-    add("--tls-client-ca", type=Path, help="PEM CA for client certificates (not supported yet)")
-    add("--auth-tokens", type=Path, help="file of accepted bearer tokens (not supported yet)")
+    add("--tls-cert", type=Path, help="PEM server certificate (chain); listen with TLS")
+    add("--tls-key", type=Path, help="PEM private key of --tls-cert, unencrypted")
+    add(
+        "--tls-client-ca",
+        type=Path,
+        help="PEM CA certificate(s): require client certificates signed by them (mutual TLS)",
+    )
+    add(
+        "--auth-tokens",
+        type=Path,
+        help="file of 'namespace token' lines: require 'authorization: Bearer <token>' "
+        "and keep each namespace's chunk ids apart",
+    )
     return parser
 
 
@@ -98,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(config.log_level)
     try:
         asyncio.run(serve(config))
-    except (BindError, NotImplementedError) as error:
+    except (BindError, SettingsFileError) as error:
         print(f"chunkwise: {error}", file=sys.stderr)
         return 1
     return 0

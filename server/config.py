@@ -106,21 +106,24 @@ class Config:
     #: How long open streams may run on after SIGTERM; 0 cancels them at once.
     grace_period: float = _setting(10.0, _of_type(int, float), _not_negative)
     log_level: str = _setting("WARNING", _of_type(str), _one_of(LOG_LEVELS))
-    # Transport security and caller authentication are accepted here so that deployments
-    # can be configured ahead of them; the server refuses to start while any is set,
-    # rather than serving in the clear under a configuration that asks otherwise.
+    #: PEM files: with cert and key the server listens with TLS; a client CA makes it
+    #: require client certificates signed by that CA (mutual TLS). See server/tls.py.
     tls_cert: Path | None = _setting(None, _PATH)
     tls_key: Path | None = _setting(None, _PATH)
     tls_client_ca: Path | None = _setting(None, _PATH)
+    #: A file of `namespace token` lines: calls then need a bearer token, and each token's
+    #: namespace keeps its own chunk ids. See server/auth.py.
     auth_tokens: Path | None = _setting(None, _PATH)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             f.metadata["validate"](f.name, getattr(self, f.name))
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be given together")
+        if self.tls_cert is not None and self.tls_key is None:
+            raise ValueError("tls_cert (--tls-cert) needs tls_key (--tls-key)")
+        if self.tls_key is not None and self.tls_cert is None:
+            raise ValueError("tls_key (--tls-key) needs tls_cert (--tls-cert)")
         if self.tls_client_ca is not None and self.tls_cert is None:
-            raise ValueError("tls_client_ca needs tls_cert and tls_key")
+            raise ValueError("tls_client_ca (--tls-client-ca) needs tls_cert and tls_key")
 
     def limits(self) -> Limits:
         """The engine's share of these settings."""
@@ -132,11 +135,3 @@ class Config:
             idle_ttl=float(self.idle_ttl),
             max_json_depth=self.max_json_depth,
         )
-
-    def unsupported_settings(self) -> list[str]:
-        """Names of the settings that are set but not served yet."""
-        return [
-            name
-            for name in ("tls_cert", "tls_key", "tls_client_ca", "auth_tokens")
-            if getattr(self, name) is not None
-        ]

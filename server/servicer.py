@@ -20,6 +20,7 @@ from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
 from server import _convert
 from server._logging import get_logger
+from server.auth import Authenticator, OpenAccess
 from server.engine import EngineError, StreamingParser
 
 _log = get_logger("servicer")
@@ -44,10 +45,12 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         executor: Executor,
         *,
         offload_chars: int = OFFLOAD_CHARS,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._parser = parser
         self._executor = executor
         self._offload_chars = offload_chars
+        self._authenticator = authenticator if authenticator is not None else OpenAccess()
 
     async def ProcessChunks(
         self,
@@ -55,6 +58,8 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.ProcessChunksResponse]:
         loop = asyncio.get_running_loop()
+        # Before the first request is read: a refused stream fails with no response at all.
+        namespace = await self._authenticator.namespace(context)
         count = 0
         _log.debug("stream opened", extra={"fields": {"peer": context.peer()}})
         try:
@@ -64,15 +69,17 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 # A final response carries the whole text and output, so it is built off
                 # the loop too, however small its chunk.
                 if request.final or len(request.chunk) >= self._offload_chars:
-                    yield await loop.run_in_executor(self._executor, self._answer, request)
+                    yield await loop.run_in_executor(
+                        self._executor, self._answer, request, namespace
+                    )
                 else:
-                    yield self._answer(request)
+                    yield self._answer(request, namespace)
         finally:
             _log.debug(
                 "stream closed", extra={"fields": {"peer": context.peer(), "requests": count}}
             )
 
-    def _answer(self, request: pb.ProcessChunksRequest) -> pb.ProcessChunksResponse:
+    def _answer(self, request: pb.ProcessChunksRequest, namespace: str) -> pb.ProcessChunksResponse:
         try:
             result = self._parser.process(
                 request.chunk_id,
@@ -81,6 +88,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 mode=request.mode,
                 final=request.final,
                 sequence=request.sequence,
+                namespace=namespace,
             )
             return _convert.chunk_response(result)
         except Exception:
@@ -95,24 +103,31 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
     async def GetCompleteText(
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCompleteTextResponse:
+        namespace = await self._authenticator.namespace(context)
         return await _unary(
             context,
             "GetCompleteText",
-            lambda: _convert.complete_text_response(self._parser.complete_text(request.chunk_id)),
+            lambda: _convert.complete_text_response(
+                self._parser.complete_text(request.chunk_id, namespace=namespace)
+            ),
         )
 
     async def ClearChunk(
         self, request: pb.ClearChunkRequest, context: grpc.aio.ServicerContext
     ) -> pb.ClearChunkResponse:
+        namespace = await self._authenticator.namespace(context)
         return await _unary(
             context,
             "ClearChunk",
-            lambda: pb.ClearChunkResponse(cleared=self._parser.clear(request.chunk_id)),
+            lambda: pb.ClearChunkResponse(
+                cleared=self._parser.clear(request.chunk_id, namespace=namespace)
+            ),
         )
 
     async def ListProcessors(
         self, request: pb.ListProcessorsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListProcessorsResponse:
+        await self._authenticator.namespace(context)
         return await _unary(
             context,
             "ListProcessors",

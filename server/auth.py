@@ -1,0 +1,166 @@
+"""Callers and their namespaces: bearer tokens from `--auth-tokens FILE`.
+
+The token file has one `namespace token` pair a line, separated by whitespace; blank lines
+and lines starting with `#` are skipped:
+
+    # namespace   token
+    billing       2f6c8e0b9d4a47c1a3e5b7d9f1a2c4e6
+    billing       9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a
+    search        c0ffee00c0ffee00c0ffee00c0ffee00
+
+A namespace may have several tokens (to rotate one without downtime); a token belongs to one
+namespace. Tokens are printable ASCII without spaces, at least MIN_TOKEN_CHARS long. (A `#`
+after a token would be read as a third field and refused, not as a comment.)
+
+Every StreamingParser call then carries the metadata `authorization: Bearer <token>`; a call
+without an accepted token ends with UNAUTHENTICATED, and an accepted one runs in its token's
+namespace, so two tenants using the same chunk id never see each other's text. Without a
+token file every call runs in DEFAULT_NAMESPACE.
+
+Tokens are never logged, never kept in memory in the clear after loading (only their SHA-256
+digests), and never quoted in an error message, not even for a malformed file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+
+from server._files import SettingsFileError, read_text
+from server._logging import get_logger
+
+_log = get_logger("auth")
+
+TOKENS_FLAG = "--auth-tokens"
+DEFAULT_NAMESPACE = ""
+MIN_TOKEN_CHARS = 16
+METADATA_KEY = "authorization"
+SCHEME = "bearer"
+
+
+class Authenticator(Protocol):
+    async def namespace(self, context: grpc.aio.ServicerContext) -> str:
+        """The caller's namespace; aborts the call with UNAUTHENTICATED when it has none."""
+        ...
+
+
+class OpenAccess:
+    """No token file: every caller is let in, all in the default namespace."""
+
+    async def namespace(self, context: grpc.aio.ServicerContext) -> str:
+        return DEFAULT_NAMESPACE
+
+
+class BearerTokens:
+    """Callers named by the bearer token in their `authorization` metadata."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """`pairs` are (namespace, token)."""
+        self._digests = [(_digest(token), namespace) for namespace, token in pairs]
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    async def namespace(self, context: grpc.aio.ServicerContext) -> str:
+        namespace, refusal = self.resolve(context.invocation_metadata() or ())
+        if namespace is None:
+            _log.info("call refused", extra={"fields": {"peer": context.peer(), "reason": refusal}})
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
+        return namespace
+
+    def resolve(self, metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str | None, str]:
+        """(namespace, "") for an accepted token, else (None, why it was refused)."""
+        values = [value for key, value in metadata if key.lower() == METADATA_KEY]
+        if not values:
+            return None, "missing 'authorization: Bearer <token>' metadata"
+        if len(values) > 1:
+            return None, "more than one authorization metadata entry"
+        value = values[0]
+        if isinstance(value, bytes):
+            return None, "the authorization metadata is not 'Bearer <token>'"
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != SCHEME or not token:
+            return None, "the authorization metadata is not 'Bearer <token>'"
+        namespace = self._match(token)
+        if namespace is None:
+            return None, "the bearer token is not accepted"
+        return namespace, ""
+
+    def _match(self, token: str) -> str | None:
+        presented = _digest(token)
+        found = None
+        # Every configured token is compared, in constant time, and the loop never stops
+        # early: how long a refusal takes says nothing about which token came close. The
+        # digests have one length, so the length of a real token does not leak either.
+        for digest, namespace in self._digests:
+            if hmac.compare_digest(presented, digest) and found is None:
+                found = namespace
+        return found
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def authenticator(tokens_file: Path | None) -> Authenticator:
+    """OpenAccess without a token file, else its BearerTokens (see `load_tokens`)."""
+    if tokens_file is None:
+        return OpenAccess()
+    return load_tokens(tokens_file)
+
+
+def load_tokens(path: Path) -> BearerTokens:
+    """Read a token file; raises SettingsFileError naming the line of any mistake."""
+    text = read_text(TOKENS_FLAG, path)
+    pairs: list[tuple[str, str]] = []
+    first_line_of: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            problem = f"expected 'namespace token', found {len(fields)} fields"
+            raise SettingsFileError(TOKENS_FLAG, path, f"line {number}: {problem}")
+        namespace, token = fields
+        if not (token.isascii() and token.isprintable()):
+            raise SettingsFileError(
+                TOKENS_FLAG, path, f"line {number}: a token must be printable ASCII"
+            )
+        if len(token) < MIN_TOKEN_CHARS:
+            raise SettingsFileError(
+                TOKENS_FLAG,
+                path,
+                f"line {number}: token shorter than {MIN_TOKEN_CHARS} characters",
+            )
+        if token in first_line_of:
+            raise SettingsFileError(
+                TOKENS_FLAG,
+                path,
+                f"line {number}: the same token is on line {first_line_of[token]}",
+            )
+        first_line_of[token] = number
+        pairs.append((namespace, token))
+    if not pairs:
+        raise SettingsFileError(TOKENS_FLAG, path, "holds no tokens")
+    _warn_if_others_can_read(path)
+    return BearerTokens(pairs)
+
+
+def _warn_if_others_can_read(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & stat.S_IROTH:
+        _log.warning(
+            "token file readable by every user",
+            extra={"fields": {"path": str(path), "mode": oct(stat.S_IMODE(mode))}},
+        )
