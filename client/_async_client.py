@@ -144,7 +144,9 @@ class AsyncStream(BaseStream):
         # Held while a request is added and written, and while a new call is opened and
         # the unanswered requests are written to it, so that no request misses the new call.
         self._lock = asyncio.Lock()
-        self._sent = asyncio.Condition(self._lock)
+        # Wakes a reader waiting for a request to be added. Apart from the write lock: a
+        # write can wait for flow control, which only reading frees.
+        self._sent = asyncio.Condition()
         self._call: grpc.aio.StreamStreamCall | None = None
 
     async def __aenter__(self) -> AsyncStream:
@@ -176,8 +178,9 @@ class AsyncStream(BaseStream):
             if self._call is None:
                 raise RuntimeError("use the stream in an 'async with' block")
             request = self._new_request(chunk_id, chunk, processor_type, mode, final)
+            async with self._sent:
+                self._sent.notify_all()
             await self._write(request)
-            self._sent.notify_all()
             return request.sequence
 
     async def receive(self) -> ChunkUpdate:
