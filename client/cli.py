@@ -7,7 +7,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import grpc
 from tqdm import tqdm
 
 from . import _render
@@ -55,7 +57,20 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds for each unary call (default: none)",
     )
     connection.add_argument(
-        "--token", default=argparse.SUPPRESS, help="bearer token sent with every call"
+        "--token",
+        default=argparse.SUPPRESS,
+        help="bearer token sent with every call (default: $CHUNKWISE_TOKEN; the environment "
+        "keeps it out of the process list)",
+    )
+    connection.add_argument(
+        "--tls", action="store_true", default=argparse.SUPPRESS, help="connect over TLS"
+    )
+    connection.add_argument(
+        "--ca-cert",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="PEM file of the CA that signed the server's certificate (implies --tls; "
+        "default: the system's roots)",
     )
 
     parser = argparse.ArgumentParser(
@@ -145,9 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Not set_defaults: the options' actions are shared with every command's parser.
     args.target = getattr(args, "target", DEFAULT_TARGET)
     args.timeout = getattr(args, "timeout", None)
-    args.token = getattr(args, "token", None)
+    args.token = getattr(args, "token", None) or os.environ.get("CHUNKWISE_TOKEN") or None
     try:
-        with Client(args.target, timeout=args.timeout, token=args.token) as chunkwise:
+        credentials = _credentials(getattr(args, "tls", False), getattr(args, "ca_cert", None))
+        with Client(
+            args.target, timeout=args.timeout, token=args.token, credentials=credentials
+        ) as chunkwise:
             return _COMMANDS[args.command](chunkwise, args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -168,6 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChunkwiseError as exc:
         _complain(str(exc))
         return EXIT_REFUSED
+
+
+def _credentials(tls: bool, ca_cert: Path | None) -> grpc.ChannelCredentials | None:
+    if ca_cert is not None:
+        try:
+            return grpc.ssl_channel_credentials(root_certificates=ca_cert.read_bytes())
+        except OSError as exc:
+            raise ValueError(f"cannot read --ca-cert {ca_cert}: {exc.strerror}") from exc
+    return grpc.ssl_channel_credentials() if tls else None
 
 
 def _complain(message: str) -> None:

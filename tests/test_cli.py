@@ -214,3 +214,33 @@ def test_serve_runs_the_server_until_sigterm():
         if server.poll() is None:
             server.kill()
         server.communicate(timeout=TIMEOUT)
+
+
+def test_tls_and_a_token_from_the_environment(tmp_path):
+    import os
+
+    from certificates import make_pki
+    from grpc_server import ServerProcess
+
+    pki = make_pki(tmp_path)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("team 0123456789abcdef0123\n")
+    tokens.chmod(0o600)
+    server = ServerProcess(
+        "--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key),
+        "--auth-tokens", str(tokens),
+    )  # fmt: skip
+    try:
+        tls = ["--target", server.address, "--ca-cert", str(pki.ca.cert)]
+        env = {**os.environ, "CHUNKWISE_TOKEN": "0123456789abcdef0123"}
+        allowed = subprocess.run(
+            [CHUNKWISE, "processors", *tls], capture_output=True, text=True, env=env,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        assert allowed.returncode == 0, allowed.stderr
+        assert "json" in allowed.stdout
+        refused = run("processors", *tls)
+        assert refused.returncode == 5
+        assert refused.stderr.startswith("chunkwise: UNAUTHENTICATED")
+    finally:
+        server.close()

@@ -327,3 +327,35 @@ def test_async_stream_resumes_after_a_cut_connection(server_process):
         proxy.close()
     assert sequences == list(range(1, 201))
     assert info.text == "".join(parts)
+
+
+# --- TLS and tokens ----------------------------------------------------------------------------
+
+
+def test_tls_and_bearer_tokens(server_factory, tmp_path):
+    import grpc
+    from certificates import make_pki
+
+    pki = make_pki(tmp_path)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("billing 0123456789abcdef0123\nsearch fedcba9876543210fedc\n")
+    tokens.chmod(0o600)
+    server = server_factory(tls_cert=pki.server.cert, tls_key=pki.server.key, auth_tokens=tokens)
+    credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert_pem())
+
+    def connect(token: str | None) -> Client:
+        return Client(server.address, credentials=credentials, token=token, retries=0)
+
+    with connect("0123456789abcdef0123") as billing, connect("fedcba9876543210fedc") as search:
+        updates = list(billing.process("shared-id", ["billing text"], final=False))
+        assert updates[0].delta == "billing text"
+        assert billing.get_complete_text("shared-id").text == "billing text"
+        with pytest.raises(client.NotFound):
+            search.get_complete_text("shared-id")
+    for token in (None, "not-a-known-token-at-all"):
+        with connect(token) as stranger:
+            with pytest.raises(client.Unauthenticated):
+                stranger.list_processors()
+            with pytest.raises(client.Unauthenticated), stranger.stream() as stream:
+                stream.send("x", "y")
+                list(stream)
