@@ -61,7 +61,10 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         # Before the first request is read: a refused stream fails with no response at all.
         namespace = await self._authenticator.namespace(context)
         count = 0
-        _log.debug("stream opened", extra={"fields": {"peer": context.peer()}})
+        # Read once, up front: grpc.aio crashes the process (SIGSEGV) when peer() is called
+        # after the client has cancelled the call.
+        peer = context.peer()
+        _log.debug("stream opened", extra={"fields": {"peer": peer}})
         try:
             # Each response is awaited before the next request is read: per-stream order.
             async for request in request_iterator:
@@ -75,9 +78,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 else:
                     yield self._answer(request, namespace)
         finally:
-            _log.debug(
-                "stream closed", extra={"fields": {"peer": context.peer(), "requests": count}}
-            )
+            _log.debug("stream closed", extra={"fields": {"peer": peer, "requests": count}})
 
     def _answer(self, request: pb.ProcessChunksRequest, namespace: str) -> pb.ProcessChunksResponse:
         try:

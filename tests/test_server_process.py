@@ -180,3 +180,31 @@ def test_log_lines_are_key_value_on_stderr(server_process) -> None:
     assert [e.get("event") for e in events] == ["listening", "draining", "stopped"]
     assert events[0]["port"] == str(server.port)
     assert all(e["level"] == "info" for e in events)
+
+
+def test_clients_that_give_up_on_streams_leave_the_server_running(server_process) -> None:
+    server = server_process()
+    # The default 4 MiB receive limit: the final response below is too big for this client.
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.StreamingParserStub(channel)
+        requests = [
+            pb.ProcessChunksRequest(
+                chunk_id="big", chunk="x" * 1_000_000, mode=pb.DELTA_MODE_APPEND
+            )
+            for _ in range(5)
+        ]
+        requests.append(pb.ProcessChunksRequest(chunk_id="big", final=True))
+        responses = stub.ProcessChunks(iter(requests), timeout=TIMEOUT)
+        with pytest.raises(grpc.RpcError) as error:
+            for _ in responses:
+                pass
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        cancelled = Conversation(stub)
+        cancelled.send("left", "half")
+        cancelled.cancel()
+        listed = stub.ListProcessors(pb.ListProcessorsRequest(), timeout=TIMEOUT)
+        assert "text" in [p.name for p in listed.processors]
+    assert server.process.poll() is None
+    server.terminate()
+    status, _, stderr = server.wait()
+    assert status == 0, stderr
