@@ -88,6 +88,7 @@ class AsyncClient(BaseClient):
             await feeder
 
     async def get_complete_text(self, chunk_id: str) -> TextInfo:
+        """As ``Client.get_complete_text``; the other calls too."""
         request = streaming_pb2.GetCompleteTextRequest(chunk_id=chunk_id)
         return _convert.text_info(await self._unary(self._stub.GetCompleteText, request))
 
@@ -174,9 +175,10 @@ class AsyncStream(BaseStream):
         mode: Mode | None = None,
         final: bool = False,
     ) -> int:
+        """Write one chunk; returns its sequence number. As ``Stream.send``."""
         async with self._lock:
             if self._call is None:
-                raise RuntimeError("use the stream in an 'async with' block")
+                raise RuntimeError("the stream is not open: use it in an 'async with' block")
             request = self._new_request(chunk_id, chunk, processor_type, mode, final)
             async with self._sent:
                 self._sent.notify_all()
@@ -184,6 +186,7 @@ class AsyncStream(BaseStream):
             return request.sequence
 
     async def receive(self) -> ChunkUpdate:
+        """The next update. A RuntimeError if none is due."""
         if not self._outstanding:
             raise RuntimeError("no update is due: every request sent has been answered")
         while True:
@@ -192,14 +195,11 @@ class AsyncStream(BaseStream):
             except grpc.RpcError as exc:
                 await self._resume_or_raise(exc)
                 continue
+            # read() raises for a call that failed, so EOF means the server ended it cleanly.
             if response is grpc.aio.EOF:
-                status = await self._call.code()
-                if status == grpc.StatusCode.OK:
-                    raise ProtocolError(
-                        f"the stream ended with {len(self._outstanding)} requests unanswered"
-                    )
-                await self._resume_or_raise(await self._status_error())
-                continue
+                raise ProtocolError(
+                    f"the stream ended with {len(self._outstanding)} requests unanswered"
+                )
             return self._update(response)
 
     def __aiter__(self) -> AsyncIterator[ChunkUpdate]:
@@ -210,22 +210,25 @@ class AsyncStream(BaseStream):
             yield await self.receive()
 
     async def close(self) -> None:
+        """Stop sending, wait for the answers still due, and end the stream."""
         if self._call is None:
             return
         async with self._lock:
             self._half_closed = True
             await self._done_writing()
-        async for _ in self:
-            pass
         try:
+            async for _ in self:
+                pass
             while (response := await self._call.read()) is not grpc.aio.EOF:
                 raise ProtocolError(f"an answer for {response.chunk_id!r} came unasked")
         except grpc.RpcError:
             # Every request is answered; how the server ends the stream changes nothing.
             pass
-        self._call = None
+        finally:
+            self.cancel()
 
     def cancel(self) -> None:
+        """End the stream at once; answers still due are lost."""
         if self._call is not None:
             self._call.cancel()
             self._call = None
@@ -254,15 +257,6 @@ class AsyncStream(BaseStream):
             await self._call.done_writing()
         except (grpc.RpcError, asyncio.InvalidStateError):
             pass
-
-    async def _status_error(self) -> grpc.RpcError:
-        call = self._call
-        return grpc.aio.AioRpcError(
-            code=await call.code(),
-            initial_metadata=await call.initial_metadata(),
-            trailing_metadata=await call.trailing_metadata(),
-            details=await call.details(),
-        )
 
     async def _resume_or_raise(self, exc: grpc.RpcError) -> None:
         delay = self._retry_delay(exc)

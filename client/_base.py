@@ -21,6 +21,8 @@ from ._ledger import Outstanding, Sequencer
 from ._models import ChunkUpdate, Mode, UpdateError
 from ._retry import Retry, as_retry, is_retryable
 
+# Key=value fields go in ``extra={"fields": ...}``, as the server's log lines do; chunk
+# text is never logged. Quiet unless the application turns INFO on.
 logger = logging.getLogger("chunkwise.client")
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -68,8 +70,15 @@ class BaseClient:
             return None
         delay = self.retry.backoff(failures, self._random_fraction())
         logger.info(
-            "call failed, retrying",
-            extra={"call": what, "status": exc.code().name, "failure": failures, "delay": delay},
+            "retrying",
+            extra={
+                "fields": {
+                    "call": what,
+                    "status": exc.code().name,
+                    "failure": failures,
+                    "delay": round(delay, 3),
+                }
+            },
         )
         return delay
 
@@ -149,8 +158,5 @@ class BaseStream:
         self._failures += 1
         delay = self._client._retry_delay(exc, self._failures, "ProcessChunks")
         if delay is not None:
-            logger.info(
-                "resuming stream",
-                extra={"unanswered": len(self._outstanding), "delay": delay},
-            )
+            logger.info("resuming stream", extra={"fields": {"unanswered": len(self._outstanding)}})
         return delay

@@ -221,7 +221,7 @@ class Stream(BaseStream):
         """
         with self._condition:
             if self._pipe is None:
-                raise RuntimeError("use the stream in a 'with' block")
+                raise RuntimeError("the stream is not open: use it in a 'with' block")
             request = self._new_request(chunk_id, chunk, processor_type, mode, final)
             self._pipe.put(request)
             self._condition.notify_all()
@@ -255,15 +255,16 @@ class Stream(BaseStream):
         with self._condition:
             self._half_closed = True
             self._pipe.put(_END)
-        for _ in self:
-            pass
         try:
+            for _ in self:
+                pass
             for response in self._call:
                 raise ProtocolError(f"an answer for {response.chunk_id!r} came unasked")
         except grpc.RpcError:
             # Every request is answered; how the server ends the stream changes nothing.
             pass
-        self._pipe = None
+        finally:
+            self.cancel()
 
     def cancel(self) -> None:
         """End the stream at once; answers still due are lost."""
