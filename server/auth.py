@@ -127,7 +127,7 @@ def load_tokens(path: Path) -> BearerTokens:
             continue
         fields = line.split()
         if len(fields) != 2:
-            problem = f"expected 'namespace token', found {len(fields)} fields"
+            problem = f"expected 2 fields, 'namespace token'; found {len(fields)}"
             raise SettingsFileError(TOKENS_FLAG, path, f"line {number}: {problem}")
         namespace, token = fields
         if not (token.isascii() and token.isprintable()):

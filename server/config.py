@@ -123,7 +123,10 @@ class Config:
         if self.tls_key is not None and self.tls_cert is None:
             raise ValueError("tls_key (--tls-key) needs tls_cert (--tls-cert)")
         if self.tls_client_ca is not None and self.tls_cert is None:
-            raise ValueError("tls_client_ca (--tls-client-ca) needs tls_cert and tls_key")
+            raise ValueError(
+                "tls_client_ca (--tls-client-ca) needs tls_cert (--tls-cert) "
+                "and tls_key (--tls-key)"
+            )
 
     def limits(self) -> Limits:
         """The engine's share of these settings."""

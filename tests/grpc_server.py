@@ -64,6 +64,10 @@ class InProcessServer:
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.address, options=CLIENT_OPTIONS)
 
+    def secure_channel(self, credentials: grpc.ChannelCredentials) -> grpc.Channel:
+        """A TLS channel to this server, for one started with `tls_cert` and `tls_key`."""
+        return grpc.secure_channel(self.address, credentials, options=CLIENT_OPTIONS)
+
     def close(self) -> None:
         try:
             self.run(self.server.stop(0))
