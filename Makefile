@@ -35,6 +35,9 @@ test: setup
 bench: setup
 	$(BIN)/python -m bench $(ARGS)
 
+fuzz: setup
+	CHUNKWISE_HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_engine_fuzz.py $(ARGS)
+
 lint: setup
 	$(BIN)/ruff check server client tests bench
 	$(BIN)/ruff format --check server client tests bench
