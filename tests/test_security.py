@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from grpc_server import TIMEOUT, InProcessServer
+from grpc_server import REPO, TIMEOUT, InProcessServer
 
 from server import auth
 from server._files import SettingsFileError
@@ -70,17 +70,16 @@ def trusting(pki: Pki, client: Identity | None = None) -> grpc.ChannelCredential
     )
 
 
-def round_trip(channel: grpc.Channel, metadata: tuple[tuple[str, str], ...] = ()) -> str:
+def round_trip(channel: grpc.Channel) -> str:
     """Send a chunk on a stream and read the text back with a unary call."""
     stub = pb_grpc.StreamingParserStub(channel)
     responses = stub.ProcessChunks(
         iter([pb.ProcessChunksRequest(chunk_id="greeting", chunk="hello over TLS")]),
-        metadata=metadata,
         timeout=TIMEOUT,
     )
     assert [response.delta for response in responses] == ["hello over TLS"]
     return stub.GetCompleteText(
-        pb.GetCompleteTextRequest(chunk_id="greeting"), metadata=metadata, timeout=TIMEOUT
+        pb.GetCompleteTextRequest(chunk_id="greeting"), timeout=TIMEOUT
     ).text
 
 
@@ -109,6 +108,8 @@ def test_a_plaintext_client_is_refused_by_a_tls_server(
     server = server_factory(tls_cert=pki.server.cert, tls_key=pki.server.key)
     with server.channel() as channel:
         assert refusal(lambda: list_processors(channel)).code() == grpc.StatusCode.UNAVAILABLE
+    with server.secure_channel(trusting(pki)) as channel:
+        list_processors(channel)
 
 
 @pytest.fixture
@@ -123,6 +124,8 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(
 ) -> None:
     with mutual_tls_server.secure_channel(trusting(pki)) as channel:
         assert refusal(lambda: list_processors(channel)).code() == grpc.StatusCode.UNAVAILABLE
+    with mutual_tls_server.secure_channel(trusting(pki, pki.client)) as channel:
+        list_processors(channel)
 
 
 def test_mutual_tls_refuses_a_certificate_from_another_ca(
@@ -130,6 +133,8 @@ def test_mutual_tls_refuses_a_certificate_from_another_ca(
 ) -> None:
     with mutual_tls_server.secure_channel(trusting(pki, pki.stranger)) as channel:
         assert refusal(lambda: list_processors(channel)).code() == grpc.StatusCode.UNAVAILABLE
+    with mutual_tls_server.secure_channel(trusting(pki, pki.client)) as channel:
+        list_processors(channel)
 
 
 def test_mutual_tls_accepts_a_certificate_signed_by_the_ca(
@@ -236,6 +241,7 @@ def test_python_m_server_exits_1_naming_the_flag_of_a_missing_file(tmp_path: Pat
     result = subprocess.run(
         [sys.executable, "-m", "server", "--port=0", f"--tls-cert={missing}",
          f"--tls-key={missing}"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -556,6 +562,8 @@ def test_debug_logs_hold_neither_tokens_nor_chunk_text(
     status, _, stderr = server.wait()
     assert status == 0
     events = [line for line in stderr.splitlines() if "event=" in line]
+    listening = next(line for line in events if "event=listening" in line)
+    assert "tls=True client_certificates=False bearer_tokens=True" in listening
     assert sum('event="call refused"' in line for line in events) == 2
     assert any('event="stream opened"' in line for line in events)
     for secret in (chunk_text, BILLING_TOKEN, WRONG_TOKEN, SEARCH_TOKEN[:-1]):
