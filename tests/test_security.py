@@ -288,6 +288,13 @@ def test_a_bad_token_file_is_refused_naming_the_line_never_the_token(
     assert str(error.value) == f"--auth-tokens {path}: {problem}"
 
 
+def test_two_authorization_entries_are_refused_even_when_both_are_good(tokens_file: Path) -> None:
+    tokens = auth.load_tokens(tokens_file)
+    namespace, reason = tokens.resolve(bearer(BILLING_TOKEN) + bearer(SEARCH_TOKEN))
+    assert namespace is None
+    assert reason == "more than one authorization metadata entry"
+
+
 def test_every_configured_token_is_compared_in_constant_time(
     tokens_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
