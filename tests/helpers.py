@@ -388,16 +388,16 @@ class Document:
 def decode(body: str) -> Any:
     """What the engine must read from a JSON text: `loads_exact`, with each lone surrogate
     escape as U+FFFD (json.loads keeps them; a proto string cannot hold them)."""
-    return _without_lone_surrogates(loads_exact(body))
+    return without_lone_surrogates(loads_exact(body))
 
 
-def _without_lone_surrogates(value: Any) -> Any:
+def without_lone_surrogates(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     if isinstance(value, list):
-        return [_without_lone_surrogates(v) for v in value]
+        return [without_lone_surrogates(v) for v in value]
     if isinstance(value, dict):
-        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
     return value
 
 
