@@ -187,6 +187,8 @@ class AsyncStream(BaseStream):
 
     async def receive(self) -> ChunkUpdate:
         """The next update. A RuntimeError if none is due."""
+        if self._call is None:
+            raise RuntimeError("the stream is not open: use it in an 'async with' block")
         if not self._outstanding:
             raise RuntimeError("no update is due: every request sent has been answered")
         while True:

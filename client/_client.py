@@ -38,6 +38,7 @@ class Client(BaseClient):
     ``channel``            a ready channel to use instead of dialling ``target`` (tests); the
                            client does not close it
     ``sleep``              how to wait between retries (tests pass a fake clock's)
+    ``random_fraction``    the source of backoff jitter, uniform in [0, 1) (tests pin it)
     """
 
     def __init__(
@@ -229,6 +230,8 @@ class Stream(BaseStream):
 
     def receive(self) -> ChunkUpdate:
         """The next update; blocks until it arrives. A RuntimeError if none is due."""
+        if self._call is None:
+            raise RuntimeError("the stream is not open: use it in a 'with' block")
         if not self._outstanding:
             raise RuntimeError("no update is due: every request sent has been answered")
         while True:
