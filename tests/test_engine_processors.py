@@ -205,11 +205,16 @@ def files_documents(draw) -> FilesDocument:
     text = ws() + "{" + ws() + '"files"' + ws() + ":" + ws() + "["
     name_ends = []
     for i, (name, content) in enumerate(zip(names, contents, strict=True)):
-        text += ("," if i else "") + ws() + "{" + ws() + '"name"' + ws() + ":" + ws()
-        text += encode_string(name, style)
+        text += ("," if i else "") + ws() + "{" + ws()
+        content_member = '"yml_content"' + ws() + ":" + ws() + encode_string(content, style)
+        content_first = draw(st.integers(0, 4)) == 0  # the name may come second
+        if content_first:
+            text += content_member + ws() + "," + ws()
+        text += '"name"' + ws() + ":" + ws() + encode_string(name, style)
         name_ends.append(len(text))
-        text += ws() + "," + ws() + '"yml_content"' + ws() + ":" + ws()
-        text += encode_string(content, style) + ws() + "}"
+        if not content_first:
+            text += ws() + "," + ws() + content_member
+        text += ws() + "}"
     text += ws() + "]" + ws() + "}" + ws()
     decoded = decode(text)["files"]
     files = [(f["name"], f["yml_content"]) for f in decoded]
