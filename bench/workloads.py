@@ -1,8 +1,8 @@
 """The benchmark documents and how they are cut into chunks.
 
 Every generator is seeded, so two runs (or two machines) measure the same bytes. Sizes are
-targets in UTF-8 bytes: a document stops growing at the first natural boundary past the
-target and is then closed, so it is a complete, valid JSON value slightly over `size`.
+targets in UTF-8 bytes: a document stops growing at a natural boundary near the target and
+is then closed, so it is a complete, valid JSON value within a few percent of `size`.
 """
 
 from __future__ import annotations
@@ -60,9 +60,11 @@ def plan(size: int = MB, seed: int = 1) -> str:
 def _yaml_file(rng: random.Random, size: int, index: int) -> str:
     lines = [f"name: metric_{index:03d}", f'description: "{rng.choice(_WORDS)} metric"', "sql: |"]
     total = sum(len(line) + 1 for line in lines)
-    while total < size:
-        column = rng.choice(_WORDS)
-        line = f"  SELECT {column}, sum({rng.choice(_WORDS)}) AS \"{column}_total\" -- {rng.random():.4f}"
+    while True:
+        column, measure = rng.choice(_WORDS), rng.choice(_WORDS)
+        line = f'  SELECT {column}, sum({measure}) AS "{column}_total" -- {rng.random():.4f}'
+        if total + (len(line) + 1) / 2 > size:  # stop at the line boundary nearest the size
+            break
         lines.append(line)
         total += len(line) + 1
     return "\n".join(lines) + "\n"
@@ -71,8 +73,9 @@ def _yaml_file(rng: random.Random, size: int, index: int) -> str:
 def metric(size: int = MB, seed: int = 2) -> str:
     """`{"files": [{"name", "yml_content"}, ...]}`: 100 files of YAML (about size/100 each)."""
     rng = random.Random(seed)
-    # JSON escaping of the YAML's newlines and quotes adds about 6%.
-    per_file = max(int(size / 100 / 1.06), 64)
+    # Each file's JSON wrapper takes about 50 bytes; escaping the YAML's newlines and
+    # quotes adds about 6% to the rest.
+    per_file = max(int((size / 100 - 50) / 1.06), 64)
     files = [
         {"name": f"metric_{i:03d}.yml", "yml_content": _yaml_file(rng, per_file, i)}
         for i in range(100)
@@ -101,11 +104,15 @@ def _scalar(rng: random.Random) -> str:
     if roll < 0.45:
         return rng.choice(_NUMBERS)(rng)
     if roll < 0.85:
-        return json.dumps(rng.choice(_STRINGS) + rng.choice(_WORDS), ensure_ascii=rng.random() < 0.5)
+        return json.dumps(
+            rng.choice(_STRINGS) + rng.choice(_WORDS), ensure_ascii=rng.random() < 0.5
+        )
     return rng.choice(("true", "false", "null"))
 
 
-def _value(rng: random.Random, depth: int, max_depth: int, out: list[str], budget: list[int]) -> None:
+def _value(
+    rng: random.Random, depth: int, max_depth: int, out: list[str], budget: list[int]
+) -> None:
     """Appends one value; containers nest down to `max_depth` open containers, and at most
     budget[0] containers open before everything left is a scalar (random trees that branch
     more than once on average would otherwise grow without bound)."""

@@ -1,0 +1,74 @@
+"""`python -m bench [engine|service|all] [--quick]`: run the benches, print the report.
+
+The full run takes about 15 minutes on 2 cores; `--quick` about two, with smaller
+documents, shorter loads and fewer repeats, for trying things (its figures are noisier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+from . import engine_bench, report, service_bench
+
+
+def machine() -> dict:
+    import google.protobuf
+    import grpc
+    from google.protobuf.internal import api_implementation
+
+    return {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "grpcio": grpc.__version__,
+        "protobuf": google.protobuf.__version__,
+        "protobuf_impl": api_implementation.Type(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("what", nargs="?", choices=("engine", "service", "all"), default="all")
+    parser.add_argument("--quick", action="store_true", help="about two minutes, noisier")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--markdown", type=Path, help="also write the report here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    shown_argv = sys.argv[1:] if argv is None else argv
+    results: dict = {
+        "command": "python -m bench " + shlex.join(shown_argv),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "quick": args.quick,
+    }
+    if args.what in ("engine", "all"):
+        config = engine_bench.QUICK if args.quick else engine_bench.FULL
+        results["engine"] = engine_bench.run(config)
+    if args.what in ("service", "all"):
+        config = service_bench.QUICK if args.quick else service_bench.FULL
+        results["service"] = service_bench.run(config)
+    text = report.render(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    if args.markdown:
+        args.markdown.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

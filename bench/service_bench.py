@@ -1,0 +1,272 @@
+"""The service bench: the real service and the echo ceiling, side by side, under the same
+load from a separate load-generator process.
+
+Both servers run for the whole bench; each load is run against the echo and then against
+the service, back to back, so drift on a shared machine hits both alike. Server CPU comes
+from /proc (every thread of the process), RSS from /proc too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import profile
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    kind: str  # "closed" or "open"
+    streams: int
+    channels: int
+    window: int = 0
+    rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    throughput: tuple[Load, ...]
+    latency: Load
+    processors: tuple[str, ...]
+    warmup: float
+    duration: float
+    latency_warmup: float
+    latency_duration: float
+    profile_load: Load
+    profile_seconds: float
+    profile: bool = True
+
+
+_THROUGHPUT = (
+    Load("1 stream, pipelined", "closed", streams=1, channels=1, window=16),
+    Load("100 streams / 8 channels", "closed", streams=100, channels=8, window=4),
+    Load("1,000 streams / 8 channels", "closed", streams=1000, channels=8, window=2),
+)
+_LATENCY = Load("1,000 streams x 3 msgs/s / 8 channels", "open", 1000, 8, rate=3.0)
+
+FULL = ServiceConfig(
+    throughput=_THROUGHPUT,
+    latency=_LATENCY,
+    processors=("text", "json"),
+    warmup=2.0,
+    duration=8.0,
+    latency_warmup=3.0,
+    latency_duration=12.0,
+    profile_load=_THROUGHPUT[1],
+    profile_seconds=10.0,
+)
+
+QUICK = ServiceConfig(
+    throughput=_THROUGHPUT,
+    latency=_LATENCY,
+    processors=("text", "json"),
+    warmup=1.0,
+    duration=2.0,
+    latency_warmup=1.0,
+    latency_duration=3.0,
+    profile_load=_THROUGHPUT[1],
+    profile_seconds=3.0,
+)
+
+
+class ServerProcess:
+    """A server child process that prints `... listening on HOST:PORT` when it serves."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self.command = command
+        self.proc: subprocess.Popen | None = None
+        self.address = ""
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if " listening on " in line:
+                self.address = line.strip().rsplit(" ", 1)[1]
+                return
+        self.stop()
+        raise RuntimeError(f"{self.name} did not report its address: {' '.join(self.command)}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every thread of the process so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def memory(self) -> dict:
+        """Current and peak resident set size, in MiB."""
+        status = Path(f"/proc/{self.pid}/status").read_text().splitlines()
+        values = {}
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+        return {"rss_mib": values.get("VmRSS"), "peak_rss_mib": values.get("VmHWM")}
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def echo_server() -> ServerProcess:
+    return ServerProcess("echo", [sys.executable, "-m", "bench.echo_server", "--port", "0"])
+
+
+def chunkwise_server() -> ServerProcess:
+    command = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"]
+    command += ["--max-ids", "1000000"]
+    return ServerProcess("service", command)
+
+
+def _loadgen_command(
+    server: ServerProcess, load: Load, processor: str, warmup: float, duration: float
+) -> list[str]:
+    command = [sys.executable, "-m", "bench.loadgen", "--target", server.address]
+    command += ["--kind", load.kind, "--streams", str(load.streams)]
+    command += ["--channels", str(load.channels), "--processor", processor]
+    command += ["--warmup", str(warmup), "--duration", str(duration)]
+    command += ["--tag", f"{processor}-{uuid.uuid4().hex[:8]}"]
+    if load.kind == "closed":
+        command += ["--window", str(load.window)]
+    else:
+        command += ["--rate", str(load.rate)]
+    return command
+
+
+def run_load(
+    server: ServerProcess,
+    load: Load,
+    processor: str,
+    warmup: float,
+    duration: float,
+    *,
+    profile_to: Path | None = None,
+) -> dict:
+    """One load-generator run against one server; adds the server's CPU and memory."""
+    command = _loadgen_command(server, load, processor, warmup, duration)
+    log.info("%s: %s, %s", server.name, load.name, processor)
+    cpu_before = server.cpu_seconds()
+    started = time.monotonic()
+    loadgen = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    spy = None
+    if profile_to is not None:
+        time.sleep(warmup + 0.5)
+        spy = profile.record(server.pid, duration - 1, profile_to, native=True)
+    try:
+        out, _ = loadgen.communicate(timeout=warmup + duration + 120)
+    except subprocess.TimeoutExpired:
+        loadgen.kill()
+        loadgen.communicate()
+        raise
+    finally:
+        if spy is not None:
+            spy_out, _ = spy.communicate(timeout=60)
+            log.info("py-spy: %s", spy_out.strip().splitlines()[-1:] if spy_out else "")
+    if loadgen.returncode != 0:
+        raise RuntimeError(f"load generator failed ({loadgen.returncode}): {' '.join(command)}")
+    result = json.loads(out.strip().splitlines()[-1])
+    cpu = server.cpu_seconds() - cpu_before
+    result["wall_s"] = time.monotonic() - started
+    result["server_cpu_s"] = cpu
+    responses = result["responses"]
+    result["server_cpu_s_per_1000_msgs"] = cpu / responses * 1000 if responses else None
+    result.update(server.memory())
+    return result
+
+
+def run(config: ServiceConfig) -> dict:
+    started = time.perf_counter()
+    servers = {"echo": echo_server(), "service": chunkwise_server()}
+    results: dict = {"throughput": [], "latency": [], "profiles": {}}
+    try:
+        for server in servers.values():
+            server.start()
+        results["addresses"] = {name: s.address for name, s in servers.items()}
+        for load in config.throughput:
+            for processor in config.processors:
+                row = {"load": load.name, "processor": processor}
+                for name, server in servers.items():
+                    row[name] = run_load(server, load, processor, config.warmup, config.duration)
+                results["throughput"].append(row)
+        for processor in config.processors:
+            row = {"load": config.latency.name, "processor": processor}
+            for name, server in servers.items():
+                row[name] = run_load(
+                    server,
+                    config.latency,
+                    processor,
+                    config.latency_warmup,
+                    config.latency_duration,
+                )
+            results["latency"].append(row)
+        if config.profile:
+            results["profiles"] = _profiles(servers["service"], config)
+        results["final_memory"] = {name: s.memory() for name, s in servers.items()}
+    finally:
+        for server in servers.values():
+            server.stop()
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def _profiles(server: ServerProcess, config: ServiceConfig) -> dict:
+    if profile.py_spy_path() is None:
+        return {"error": "py-spy is not installed"}
+    profiles = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for processor in config.processors:
+            output = Path(tmp) / f"{processor}.txt"
+            try:
+                load_result = run_load(
+                    server,
+                    config.profile_load,
+                    processor,
+                    config.warmup,
+                    config.profile_seconds + 1,
+                    profile_to=output,
+                )
+                with output.open() as raw:
+                    summary = profile.summarize(profile.parse_raw(raw))
+                summary["load"] = config.profile_load.name
+                summary["msgs_per_s_while_profiled"] = load_result["msgs_per_s"]
+                profiles[processor] = summary
+            except (OSError, RuntimeError, ValueError) as exc:
+                profiles[processor] = {"error": f"{type(exc).__name__}: {exc}"}
+    return profiles

@@ -1,0 +1,328 @@
+"""The benchmark harness measures what it says: its documents, chunkings, peers, figures,
+echo server, load generator and profile buckets, each checked against an independent
+expectation, and a tiny end-to-end run of each bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+
+import grpc
+import pytest
+from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
+
+from bench import (
+    echo_server,
+    engine_bench,
+    loadgen,
+    peers,
+    profile,
+    report,
+    service_bench,
+    timing,
+    workloads,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+@pytest.mark.parametrize("name", workloads.WORKLOAD_NAMES)
+def test_workloads_are_seeded_valid_json_of_about_the_asked_size(name):
+    doc = workloads.make(name, 64 * 1024)
+    assert doc == workloads.make(name, 64 * 1024)
+    json.loads(doc)
+    assert 0.95 * 64 * 1024 <= len(doc.encode()) <= 1.05 * 64 * 1024
+
+
+def test_plan_has_escapes_surrogate_pairs_and_raw_multibyte_text():
+    doc = workloads.plan(32 * 1024)
+    for escape in ("\\n", '\\"', "\\u00e9", "\\ud83d\\ude80"):
+        assert escape in doc
+    assert "é" in doc and "🚀" in doc and "—" in doc
+    assert list(json.loads(doc)) == ["plan_markdown"]
+
+
+def test_metric_has_100_yaml_files():
+    files = json.loads(workloads.metric(64 * 1024))["files"]
+    assert len(files) == 100
+    assert all(f["name"].endswith(".yml") and "\n" in f["yml_content"] for f in files)
+
+
+def test_nested_reaches_depth_20_and_every_kind_of_number():
+    doc = workloads.nested(64 * 1024)
+    assert _depth(json.loads(doc)) == 20
+    numbers = []
+    json.loads(doc, parse_int=numbers.append, parse_float=numbers.append)
+    assert any(len(n.lstrip("-")) > 19 for n in numbers)  # past 64 bits
+    assert any("e" in n for n in numbers) and any("E+" in n for n in numbers)
+    assert "-0" in numbers and any("." in n for n in numbers)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 16, 256])
+def test_chunks_rejoin_and_stay_within_their_byte_size(chunk_bytes):
+    text = 'a"é—\\u00e9🚀' * 50 + "end"
+    pieces = workloads.chunks(text, chunk_bytes)
+    assert "".join(pieces) == text
+    for piece in pieces:
+        # Only a single code point wider than the limit may pass it.
+        assert len(piece.encode()) <= chunk_bytes or len(piece) == 1
+
+
+def _close_by_char_loop(buffer: str) -> str:
+    in_string = escaped = False
+    stack = []
+    for ch in buffer:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    return buffer + ('"' if in_string else "") + "".join(reversed(stack))
+
+
+@pytest.mark.parametrize("name", workloads.WORKLOAD_NAMES)
+def test_original_repair_equals_a_plain_char_loop_on_every_prefix(name):
+    doc = workloads.make(name, 4096)[:1500]  # every kind of token, escapes included
+    for end in range(len(doc) + 1):
+        assert peers.close_partial_json(doc[:end]) == _close_by_char_loop(doc[:end])
+
+
+def test_original_reparser_reads_what_it_read_and_fails_where_it_failed():
+    assert peers.OriginalReparser.parse_prefix('{"a": ["x') == {"a": ["x"]}
+    assert peers.OriginalReparser.parse_prefix('{"a": "x\\') is None  # trailing backslash
+    assert peers.OriginalReparser.parse_prefix('{"a": [1,') is None  # trailing comma
+    assert peers.OriginalReparser.parse_prefix('{"a": tr') is None  # partial literal
+
+
+@pytest.mark.parametrize(
+    "make_peer",
+    [peers.OriginalReparser, peers.JiterReparser, peers.PartialJsonParserReparser, peers.IjsonPeer],
+)
+def test_every_push_peer_reads_a_whole_document_fed_in_chunks(make_peer):
+    doc = workloads.nested(1024)
+    chunks = workloads.chunks(doc, 64)
+    batches, close_seconds = peers.time_push_peer(make_peer, chunks, 10)
+    assert len(batches) == math.ceil(len(chunks) / 10)
+    assert close_seconds >= 0
+    peer = make_peer()
+    for chunk in chunks:
+        peer.feed(chunk)
+    closed = peer.close()
+    if not isinstance(peer, peers.IjsonPeer):
+        assert closed == json.loads(doc)
+
+
+def test_jsonriver_is_timed_per_batch():
+    chunks = workloads.chunks(workloads.plan(4096), 16)
+    batches, _ = peers.time_jsonriver(chunks, 10)
+    assert len(batches) == math.ceil(len(chunks) / 10)
+
+
+def test_flatness_of_a_constant_cost_is_one_and_of_a_growing_cost_is_its_ratio():
+    n, batch = 1000, 10
+    assert timing.flatness([batch * 1.0] * (n // batch), batch, n) == pytest.approx(1.0)
+    cost = [1 + i / n for i in range(n)]  # per-chunk cost growing linearly
+    batches = [sum(cost[s : s + batch]) for s in range(0, n, batch)]
+    expected = (sum(cost[900:]) / 100) / (sum(cost[:100]) / 100)
+    assert timing.flatness(batches, batch, n) == pytest.approx(expected)
+
+
+def test_fastest_per_batch_takes_each_batch_minimum():
+    assert timing.fastest_per_batch([[3, 1, 2], [1, 5, 1]]) == [1, 1, 1]
+
+
+def test_sampled_estimate_of_a_quadratic_reparser_is_close_to_its_full_run():
+    # A fake re-parser whose cost is its prefix length, counted instead of timed.
+    text = "x" * 10_000
+    ends = list(range(16, len(text) + 1, 16))
+    full = sum(ends)
+    samples = [int((j + 0.5) * len(text) / 50) for j in range(50)]
+    estimate = timing.estimate_reparse_total(samples, len(ends))
+    assert estimate == pytest.approx(full, rel=0.02)
+
+
+RAW_PROFILE = [
+    "main (server/cli.py:1);run (asyncio/runners.py:2);x (server/engine/_parser.py:3) 30",
+    "main (server/cli.py:1);y (server/servicer.py:4);PyUpb_Message_Init (_message.abi3.so) 20",
+    "main (server/cli.py:1);select (selectors.py:5);epoll_wait (libc.so.6) 40",
+    "Thread.run (threading.py:6);0x7f (grpc/_cython/cygrpc.so) 10",
+]
+
+
+def test_profile_buckets_skip_idle_and_go_to_the_frame_nearest_the_leaf():
+    summary = profile.summarize(profile.parse_raw(RAW_PROFILE))
+    assert summary["samples"] == 100 and summary["busy_samples"] == 60
+    buckets = dict(summary["buckets"])
+    assert buckets == pytest.approx(
+        {"engine": 0.5, "protobuf": 1 / 3, "grpc (cygrpc, grpc.aio)": 1 / 6}
+    )
+    assert dict(summary["top_inclusive"])["y (server/servicer.py)"] == pytest.approx(1 / 3)
+
+
+def test_echo_answers_each_request_with_its_chunk_in_order():
+    asyncio.run(_echo_conversation())
+
+
+async def _echo_conversation():
+    server, port = await echo_server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = streaming_pb2_grpc.StreamingParserStub(channel)
+            requests = [
+                streaming_pb2.ProcessChunksRequest(chunk_id="a", chunk=f"c{i}", sequence=i)
+                for i in range(1, 6)
+            ]
+            responses = [r async for r in stub.ProcessChunks(iter(requests))]
+    finally:
+        await server.stop(None)
+    assert [(r.chunk_id, r.sequence, r.delta) for r in responses] == [
+        ("a", i, f"c{i}") for i in range(1, 6)
+    ]
+    assert responses[0].ByteSize() == requests[0].ByteSize()
+
+
+def _loadgen_args(port: int, **overrides) -> argparse.Namespace:
+    argv = ["--target", f"127.0.0.1:{port}", "--warmup", "0.3", "--duration", "0.7"]
+    for key, value in overrides.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return loadgen.parse_args(argv)
+
+
+def test_loadgen_closed_loop_counts_responses_against_a_real_server(grpc_server):
+    # `grpc_server` is the real chunkwise service, in process, on a free port.
+    args = _loadgen_args(
+        grpc_server.port, kind="closed", streams=4, channels=2, window=3, processor="json"
+    )
+    result = asyncio.run(loadgen.run(args))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["measured_responses"] > 0 and result["msgs_per_s"] > 0
+    assert result["responses"] == result["sent"]
+
+
+def test_loadgen_open_loop_measures_latency_of_due_requests():
+    result = asyncio.run(_open_loop_against_echo())
+    assert result["errors"] == 0
+    # 5 streams x 20/s over the 0.7 s window, give or take a send per stream at the edges.
+    assert 60 <= result["measured"] <= 80
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"] < 5000
+    assert result["responses"] == result["sent"]
+
+
+async def _open_loop_against_echo() -> dict:
+    server, port = await echo_server.start()
+    try:
+        return await loadgen.run(_loadgen_args(port, kind="open", streams=5, channels=2, rate=20))
+    finally:
+        await server.stop(None)
+
+
+TINY_ENGINE = engine_bench.EngineConfig(
+    size=4 * 1024,
+    chunk_sizes=(16, 256),
+    repeats=1,
+    small_sizes=(2 * 1024,),
+    estimate_sizes=(2 * 1024, 4 * 1024),
+    samples=4,
+    full_reparse_peers=("original", "jiter", "partial_json_parser"),
+    memory_ids=10,
+    memory_text_bytes=2 * 1024,
+)
+
+
+def test_engine_bench_end_to_end_on_small_documents():
+    results = engine_bench.run(TINY_ENGINE)
+    for case in results["cases"]:
+        for key in ("engine", "json_reader", "ijson", "jsonriver"):
+            assert "error" not in case[key], (case["workload"], key, case[key])
+            assert case[key]["total_s"] > 0 and case[key]["flatness"] > 0
+    for case in results["reparse"]:
+        assert all(case["engine_s"].values())
+        for figures in case["peers"].values():
+            assert figures["estimated_s"][16] > 0
+    for row in results["memory"]:
+        assert "error" not in row, row
+        # The engine holds every id's text, so it cannot take less than the text itself.
+        assert row["current_per_byte"] >= 1.0 and row["peak_per_byte"] >= row["current_per_byte"]
+    text = report.render(
+        {
+            "command": "python -m bench engine",
+            "date": "today",
+            "machine": _machine(),
+            "engine": results,
+        }
+    )
+    assert "| flatness ≤ 1.3: plan, 16 B |" in text
+    assert "faster than original: plan, 4 KB, 16 B" in text
+
+
+def test_engine_bench_refuses_to_time_an_engine_whose_output_is_wrong():
+    doc = workloads.plan(2048)
+    chunks = workloads.chunks(doc, 16)
+
+    class Lying:
+        output = None
+        error = None
+        complete_text = doc
+
+    with pytest.raises(AssertionError):
+        engine_bench._check_final("plan", doc, Lying())
+    engine_bench.time_engine_process("plan", doc, chunks, 8)  # the real engine passes
+
+
+def _machine() -> dict:
+    return {
+        "nproc": 2,
+        "python": "3",
+        "platform": "p",
+        "grpcio": "g",
+        "protobuf": "p",
+        "protobuf_impl": "upb",
+        "loadavg": "0",
+    }
+
+
+def test_service_bench_end_to_end_against_real_processes():
+    load = service_bench.Load("2 streams", "closed", streams=2, channels=1, window=2)
+    config = service_bench.ServiceConfig(
+        throughput=(load,),
+        latency=service_bench.Load("open", "open", streams=4, channels=1, rate=10.0),
+        processors=("json",),
+        warmup=0.3,
+        duration=0.7,
+        latency_warmup=0.3,
+        latency_duration=0.7,
+        profile_load=load,
+        profile_seconds=1.0,
+        profile=False,
+    )
+    results = service_bench.run(config)
+    row = results["throughput"][0]
+    for name in ("echo", "service"):
+        assert row[name]["errors"] == 0 and row[name]["msgs_per_s"] > 0
+        assert row[name]["server_cpu_s"] > 0 and row[name]["rss_mib"] > 10
+        assert results["latency"][0][name]["measured"] > 0
+    text = report.render(
+        {
+            "command": "python -m bench service",
+            "date": "today",
+            "machine": _machine(),
+            "service": results,
+        }
+    )
+    assert "| service/echo ≥ 0.6: json, 2 streams |" in text
