@@ -30,6 +30,7 @@ from ._errors import (
     Unimplemented,
     Unknown,
 )
+from ._json import JsonBuilder
 from ._models import (
     ChunkUpdate,
     FileDelta,
@@ -60,6 +61,7 @@ __all__ = [
     "FileDelta",
     "Internal",
     "InvalidArgument",
+    "JsonBuilder",
     "JsonDelta",
     "Mode",
     "NotFound",

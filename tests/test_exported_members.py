@@ -17,6 +17,7 @@ EXPECTED = [
     "FileDelta",
     "Internal",
     "InvalidArgument",
+    "JsonBuilder",
     "JsonDelta",
     "Mode",
     "NotFound",

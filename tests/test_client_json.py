@@ -1,0 +1,97 @@
+"""JsonBuilder: rebuilding a value from JsonDelta ops, alone and from a real server."""
+
+from __future__ import annotations
+
+import decimal
+import json
+
+import pytest
+from helpers import chunkings
+
+from client import ChunkUpdate, Client, JsonBuilder, JsonDelta, PartialJson
+
+
+def built(*deltas: JsonDelta) -> object:
+    builder = JsonBuilder()
+    builder.apply_deltas(deltas)
+    return builder.value
+
+
+def set_(path: str, value: str) -> JsonDelta:
+    return JsonDelta(path, set_json=value)
+
+
+def append(path: str, text: str) -> JsonDelta:
+    return JsonDelta(path, append=text)
+
+
+def test_the_contracts_example():
+    value = built(
+        set_("", "{}"),
+        set_("/a", "[]"),
+        set_("/a/0", '""'),
+        append("/a/0", "xé"),
+        set_("/a/1", "1"),
+    )
+    assert value == {"a": ["xé", 1]}
+
+
+def test_pointer_escapes_and_a_root_string():
+    value = built(
+        set_("", "{}"), set_("/a~1b", "{}"), set_("/a~1b/~0k", '""'), append("/a~1b/~0k", "v")
+    )
+    assert value == {"a/b": {"~k": "v"}}
+    assert built(set_("", '""'), append("", "ab"), append("", "c")) == "abc"
+
+
+def test_a_repeated_key_replaces_its_value():
+    assert built(set_("", "{}"), set_("/k", "1"), set_("/k", '"two"')) == {"k": "two"}
+
+
+def test_nothing_before_the_value_begins_and_reset_starts_over():
+    builder = JsonBuilder()
+    assert not builder.has_value
+    with pytest.raises(LookupError):
+        _ = builder.value
+    first = PartialJson(deltas=(set_("", "[]"), set_("/0", "1")))
+    builder.apply(ChunkUpdate(chunk_id="j", sequence=1, output=first))
+    assert builder.value == [1]
+    builder.apply(ChunkUpdate(chunk_id="j", sequence=2, reset=True))
+    assert not builder.has_value
+    builder.apply(ChunkUpdate(chunk_id="j", sequence=3, output=PartialJson((set_("", "{}"),))))
+    assert builder.value == {}
+
+
+def test_ops_that_do_not_fit_the_value_are_value_errors():
+    with pytest.raises(ValueError, match="no array element"):
+        built(set_("", "[]"), set_("/1", "1"))
+    with pytest.raises(ValueError, match="cannot append"):
+        built(set_("", "[]"), set_("/0", "1"), append("/0", "x"))
+    with pytest.raises(ValueError, match="not a JSON pointer"):
+        built(set_("a", "1"))
+
+
+def test_parse_float_keeps_every_digit():
+    builder = JsonBuilder(parse_float=decimal.Decimal)
+    builder.apply_deltas([set_("", "0.10000000000000000000001")])
+    assert builder.value == decimal.Decimal("0.10000000000000000000001")
+
+
+DOCUMENT = '{"name": "a\\"b\\u00e9", "list": [1, -2.5e3, true, null, {"deep": []}], "empty": {}}'
+
+
+@pytest.mark.parametrize("mode", ["append", "snapshot"])
+def test_updates_from_a_server_rebuild_the_document_for_any_chunking(grpc_server, mode):
+    with Client(grpc_server.address) as chunkwise:
+        for number, chunks in enumerate(chunkings(DOCUMENT, random_count=6)):
+            if number % 7 and len(chunks) == 2:
+                continue  # every seventh two-way split is plenty over gRPC
+            if mode == "snapshot":
+                chunks = [DOCUMENT[: len("".join(chunks[: i + 1]))] for i in range(len(chunks))]
+            builder = JsonBuilder()
+            for update in chunkwise.process(
+                f"doc-{number}", chunks, processor_type="json", mode=mode
+            ):
+                assert update.error is None, update.error
+                builder.apply(update)
+            assert builder.value == json.loads(DOCUMENT), chunks
