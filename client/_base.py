@@ -117,15 +117,11 @@ class BaseStream:
     ) -> streaming_pb2.ProcessChunksRequest:
         if self._half_closed:
             raise RuntimeError("this stream is closed for sending")
-        _convert.mode_number(mode)
         request = _convert.chunk_request(
-            chunk_id,
-            chunk,
-            processor_type=processor_type,
-            mode=mode,
-            final=final,
-            sequence=self._client._sequencer.next(chunk_id),
+            chunk_id, chunk, processor_type=processor_type, mode=mode, final=final, sequence=0
         )
+        # Numbered only once the request is known to be well formed.
+        request.sequence = self._client._sequencer.next(chunk_id)
         self._outstanding.add(request)
         return request
 
