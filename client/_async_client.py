@@ -7,11 +7,16 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from types import TracebackType
 
 import grpc
-from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
-from grpc_health.v1 import health_pb2_grpc
+from chunkwise.v1 import streaming_pb2
 
 from . import _convert
-from ._base import DEFAULT_MAX_RECEIVE_BYTES, DEFAULT_TARGET, BaseClient, BaseStream
+from ._base import (
+    DEFAULT_MAX_RECEIVE_BYTES,
+    DEFAULT_TARGET,
+    BaseClient,
+    BaseStream,
+    closing_chunk,
+)
 from ._errors import NotFound, ProtocolError, error_from_rpc
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
 from ._retry import Retry
@@ -33,7 +38,6 @@ class AsyncClient(BaseClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random_fraction: Callable[[], float] | None = None,
     ) -> None:
-        extra = {} if random_fraction is None else {"random_fraction": random_fraction}
         super().__init__(
             target,
             timeout=timeout,
@@ -41,19 +45,10 @@ class AsyncClient(BaseClient):
             retries=retries,
             credentials=credentials,
             token=token,
-            **extra,
+            random_fraction=random_fraction,
         )
         self._sleep = sleep
-        self._owns_channel = channel is None
-        if channel is None:
-            options = self._channel_options()
-            if credentials is None:
-                channel = grpc.aio.insecure_channel(target, options=options)
-            else:
-                channel = grpc.aio.secure_channel(target, credentials, options=options)
-        self._channel = channel
-        self._stub = streaming_pb2_grpc.StreamingParserStub(channel)
-        self._health = health_pb2_grpc.HealthStub(channel)
+        self._attach(channel, grpc.aio.insecure_channel, grpc.aio.secure_channel)
 
     def stream(self, *, raise_on_error: bool = False, timeout: float | None = None) -> AsyncStream:
         """A ProcessChunks session: ``await send(...)``, ``async for`` the updates."""
@@ -129,8 +124,7 @@ class AsyncClient(BaseClient):
                 return await method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as exc:
                 failures += 1
-                what = type(request).__name__.removesuffix("Request")
-                delay = self._retry_delay(exc, failures, what)
+                delay = self._retry_delay(exc, failures, self._call_name(request))
                 if delay is None:
                     raise error_from_rpc(exc) from exc
             await self._sleep(delay)
@@ -309,9 +303,7 @@ async def _feed(
                 await stream.send(chunk_id, chunk, **options)
                 previous = chunk
         if final:
-            await stream.send(
-                chunk_id, previous if mode == "snapshot" else "", final=True, **options
-            )
+            await stream.send(chunk_id, closing_chunk(mode, previous), final=True, **options)
     finally:
         feeding.done = True
         async with stream._sent:

@@ -10,10 +10,11 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
+from typing import Any
 
 import grpc
-from chunkwise.v1 import streaming_pb2
-from grpc_health.v1 import health_pb2
+from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _convert
 from ._errors import FailedPrecondition, error_for_status
@@ -41,7 +42,7 @@ class BaseClient:
         retries: int | Retry = 4,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
-        random_fraction: Callable[[], float] = random.random,
+        random_fraction: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(target, str) or not target:
             raise ValueError(f"target must be 'host:port', not {target!r}")
@@ -57,13 +58,31 @@ class BaseClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
-        self._random_fraction = random_fraction
+        self._random_fraction = random_fraction or random.random
         self._sequencer = Sequencer()
+
+    def _attach(
+        self,
+        channel: Any,
+        insecure_channel: Callable[..., Any],
+        secure_channel: Callable[..., Any],
+    ) -> None:
+        """Use ``channel``, or dial ``target`` with the factories of grpc or grpc.aio."""
+        self._owns_channel = channel is None
+        if channel is None:
+            options = self._channel_options()
+            if self._credentials is None:
+                channel = insecure_channel(self.target, options=options)
+            else:
+                channel = secure_channel(self.target, self._credentials, options=options)
+        self._channel = channel
+        self._stub = streaming_pb2_grpc.StreamingParserStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
 
     def _channel_options(self) -> list[tuple[str, int]]:
         return [("grpc.max_receive_message_length", self.max_receive_bytes)]
 
-    def _retry_delay(self, exc: grpc.RpcError, failures: int, what: str) -> float | None:
+    def _retry_delay(self, exc: grpc.RpcError, failures: int, call: str) -> float | None:
         """Seconds to wait before trying again after the ``failures``-th failure in a row,
         or None when ``exc`` is final."""
         if not is_retryable(exc) or not self.retry.allows(failures):
@@ -73,7 +92,7 @@ class BaseClient:
             "retrying",
             extra={
                 "fields": {
-                    "call": what,
+                    "call": call,
                     "status": exc.code().name,
                     "failure": failures,
                     "delay": round(delay, 3),
@@ -81,6 +100,10 @@ class BaseClient:
             },
         )
         return delay
+
+    @staticmethod
+    def _call_name(request: Any) -> str:
+        return type(request).__name__.removesuffix("Request")
 
     @staticmethod
     def _health_request(service: str) -> health_pb2.HealthCheckRequest:
@@ -156,3 +179,9 @@ class BaseStream:
         if delay is not None:
             logger.info("resuming stream", extra={"fields": {"unanswered": len(self._outstanding)}})
         return delay
+
+
+def closing_chunk(mode: Mode | None, last_chunk: str) -> str:
+    """What a final chunk sent after the last one carries so that it adds nothing: the last
+    snapshot again in "snapshot" mode (a shorter one would be a rewrite), else nothing."""
+    return last_chunk if mode == "snapshot" else ""

@@ -9,11 +9,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
 import grpc
-from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
-from grpc_health.v1 import health_pb2_grpc
+from chunkwise.v1 import streaming_pb2
 
 from . import _convert
-from ._base import DEFAULT_MAX_RECEIVE_BYTES, DEFAULT_TARGET, BaseClient, BaseStream
+from ._base import (
+    DEFAULT_MAX_RECEIVE_BYTES,
+    DEFAULT_TARGET,
+    BaseClient,
+    BaseStream,
+    closing_chunk,
+)
 from ._errors import NotFound, ProtocolError, error_from_rpc
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
 from ._retry import Retry
@@ -54,7 +59,6 @@ class Client(BaseClient):
         sleep: Callable[[float], None] = time.sleep,
         random_fraction: Callable[[], float] | None = None,
     ) -> None:
-        extra = {} if random_fraction is None else {"random_fraction": random_fraction}
         super().__init__(
             target,
             timeout=timeout,
@@ -62,18 +66,10 @@ class Client(BaseClient):
             retries=retries,
             credentials=credentials,
             token=token,
-            **extra,
+            random_fraction=random_fraction,
         )
         self._sleep = sleep
-        self._owns_channel = channel is None
-        if channel is None:
-            if credentials is None:
-                channel = grpc.insecure_channel(target, options=self._channel_options())
-            else:
-                channel = grpc.secure_channel(target, credentials, options=self._channel_options())
-        self._channel = channel
-        self._stub = streaming_pb2_grpc.StreamingParserStub(channel)
-        self._health = health_pb2_grpc.HealthStub(channel)
+        self._attach(channel, grpc.insecure_channel, grpc.secure_channel)
 
     def stream(self, *, raise_on_error: bool = False, timeout: float | None = None) -> Stream:
         """A ProcessChunks session: ``send`` chunks, iterate for their updates.
@@ -159,14 +155,10 @@ class Client(BaseClient):
                 return method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as exc:
                 failures += 1
-                delay = self._retry_delay(exc, failures, method_name(request))
+                delay = self._retry_delay(exc, failures, self._call_name(request))
                 if delay is None:
                     raise error_from_rpc(exc) from exc
             self._sleep(delay)
-
-
-def method_name(request) -> str:
-    return type(request).__name__.removesuffix("Request")
 
 
 class Stream(BaseStream):
@@ -362,8 +354,7 @@ class _Feeder(threading.Thread):
             send(self._chunk_id, chunk, **options)
             previous = chunk
         if self._final and not self._stopped.is_set():
-            closing = previous if self._mode == "snapshot" else ""
-            send(self._chunk_id, closing, final=True, **options)
+            send(self._chunk_id, closing_chunk(self._mode, previous), final=True, **options)
 
     def stop(self) -> None:
         self._stopped.set()
