@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from cut_proxy import CutProxy
 from helpers import apply_ops, loads_exact
@@ -333,7 +334,6 @@ def test_async_stream_resumes_after_a_cut_connection(server_process):
 
 
 def test_tls_and_bearer_tokens(server_factory, tmp_path):
-    import grpc
     from certificates import make_pki
 
     pki = make_pki(tmp_path)
@@ -359,3 +359,24 @@ def test_tls_and_bearer_tokens(server_factory, tmp_path):
             with pytest.raises(client.Unauthenticated), stranger.stream() as stream:
                 stream.send("x", "y")
                 list(stream)
+
+
+def test_async_unary_calls_back_off_before_giving_up():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def scenario() -> None:
+        async with AsyncClient(
+            f"127.0.0.1:{port}", retries=3, sleep=sleep, random_fraction=lambda: 0.0
+        ) as chunkwise:
+            with pytest.raises(client.Unavailable) as raised:
+                await chunkwise.clear_chunk("x")
+            assert isinstance(raised.value.__cause__, grpc.aio.AioRpcError)
+
+    asyncio.run(scenario())
+    # Retry's defaults with no jitter drawn: 0.1 s, doubling.
+    assert waits == pytest.approx([0.1, 0.2, 0.4])
