@@ -17,7 +17,7 @@ from ._base import (
     BaseStream,
     closing_chunk,
 )
-from ._errors import NotFound, ProtocolError, error_from_rpc
+from ._errors import NotFound, ProtocolError, map_grpc_errors
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
 from ._retry import Retry
 
@@ -119,15 +119,16 @@ class AsyncClient(BaseClient):
 
     async def _unary(self, method, request):
         failures = 0
-        while True:
-            try:
-                return await method(request, timeout=self.timeout, metadata=self._metadata)
-            except grpc.RpcError as exc:
-                failures += 1
-                delay = self._retry_delay(exc, failures, self._call_name(request))
-                if delay is None:
-                    raise error_from_rpc(exc) from exc
-            await self._sleep(delay)
+        with map_grpc_errors():
+            while True:
+                try:
+                    return await method(request, timeout=self.timeout, metadata=self._metadata)
+                except grpc.RpcError as exc:
+                    failures += 1
+                    delay = self._retry_delay(exc, failures, self._call_name(request))
+                    if delay is None:
+                        raise
+                await self._sleep(delay)
 
 
 class AsyncStream(BaseStream):
@@ -185,18 +186,19 @@ class AsyncStream(BaseStream):
             raise RuntimeError("the stream is not open: use it in an 'async with' block")
         if not self._outstanding:
             raise RuntimeError("no update is due: every request sent has been answered")
-        while True:
-            try:
-                response = await self._call.read()
-            except grpc.RpcError as exc:
-                await self._resume_or_raise(exc)
-                continue
-            # read() raises for a call that failed, so EOF means the server ended it cleanly.
-            if response is grpc.aio.EOF:
-                raise ProtocolError(
-                    f"the stream ended with {len(self._outstanding)} requests unanswered"
-                )
-            return self._update(response)
+        with map_grpc_errors():
+            while True:
+                try:
+                    response = await self._call.read()
+                except grpc.RpcError as exc:
+                    await self._resume_or_raise(exc)
+                    continue
+                # read() raises for a failed call, so EOF means the server ended it cleanly.
+                if response is grpc.aio.EOF:
+                    raise ProtocolError(
+                        f"the stream ended with {len(self._outstanding)} requests unanswered"
+                    )
+                return self._update(response)
 
     def __aiter__(self) -> AsyncIterator[ChunkUpdate]:
         return self._updates()
@@ -257,7 +259,7 @@ class AsyncStream(BaseStream):
     async def _resume_or_raise(self, exc: grpc.RpcError) -> None:
         delay = self._retry_delay(exc)
         if delay is None:
-            raise error_from_rpc(exc) from exc
+            raise exc
         await self._client._sleep(delay)
         async with self._lock:
             await self._open()

@@ -19,7 +19,7 @@ from ._base import (
     BaseStream,
     closing_chunk,
 )
-from ._errors import NotFound, ProtocolError, error_from_rpc
+from ._errors import NotFound, ProtocolError, map_grpc_errors
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
 from ._retry import Retry
 
@@ -150,15 +150,16 @@ class Client(BaseClient):
 
     def _unary(self, method: grpc.UnaryUnaryMultiCallable, request):
         failures = 0
-        while True:
-            try:
-                return method(request, timeout=self.timeout, metadata=self._metadata)
-            except grpc.RpcError as exc:
-                failures += 1
-                delay = self._retry_delay(exc, failures, self._call_name(request))
-                if delay is None:
-                    raise error_from_rpc(exc) from exc
-            self._sleep(delay)
+        with map_grpc_errors():
+            while True:
+                try:
+                    return method(request, timeout=self.timeout, metadata=self._metadata)
+                except grpc.RpcError as exc:
+                    failures += 1
+                    delay = self._retry_delay(exc, failures, self._call_name(request))
+                    if delay is None:
+                        raise
+                self._sleep(delay)
 
 
 class Stream(BaseStream):
@@ -226,18 +227,19 @@ class Stream(BaseStream):
             raise RuntimeError("the stream is not open: use it in a 'with' block")
         if not self._outstanding:
             raise RuntimeError("no update is due: every request sent has been answered")
-        while True:
-            try:
-                response = next(self._call)
-            except StopIteration:
-                raise ProtocolError(
-                    f"the stream ended with {len(self._outstanding)} requests unanswered"
-                ) from None
-            except grpc.RpcError as exc:
-                self._resume_or_raise(exc)
-                continue
-            with self._condition:
-                return self._update(response)
+        with map_grpc_errors():
+            while True:
+                try:
+                    response = next(self._call)
+                except StopIteration:
+                    raise ProtocolError(
+                        f"the stream ended with {len(self._outstanding)} requests unanswered"
+                    ) from None
+                except grpc.RpcError as exc:
+                    self._resume_or_raise(exc)
+                    continue
+                with self._condition:
+                    return self._update(response)
 
     def __iter__(self) -> Iterator[ChunkUpdate]:
         while self._outstanding:
@@ -288,7 +290,7 @@ class Stream(BaseStream):
         with self._condition:
             delay = self._retry_delay(exc)
         if delay is None:
-            raise error_from_rpc(exc) from exc
+            raise exc
         self._client._sleep(delay)
         with self._condition:
             self._open()

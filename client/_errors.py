@@ -164,8 +164,9 @@ def error_from_rpc(exc: grpc.RpcError) -> ChunkwiseError:
 def map_grpc_errors() -> Iterator[None]:
     """Raise a ChunkwiseError for any gRPC failure in the block, chained to the original.
 
+    The one boundary: unary calls and stream reads run inside it, after their retries.
     Most specific first: a call that failed with a status, then an asyncio call that was
-    already finished when written to.
+    already finished when used.
     """
     try:
         yield
