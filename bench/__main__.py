@@ -31,8 +31,13 @@ def machine() -> dict:
         "grpcio": grpc.__version__,
         "protobuf": google.protobuf.__version__,
         "protobuf_impl": api_implementation.Type(),
-        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "loadavg": _loadavg(),
     }
+
+
+def _loadavg() -> str:
+    """1, 5 and 15-minute load averages: how busy the shared machine was."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
     }
     if args.what in ("engine", "all"):
-        config = engine_bench.QUICK if args.quick else engine_bench.FULL
-        results["engine"] = engine_bench.run(config)
+        before = _loadavg()
+        results["engine"] = engine_bench.run(
+            engine_bench.QUICK if args.quick else engine_bench.FULL
+        )
+        results["engine"]["loadavg"] = [before, _loadavg()]
     if args.what in ("service", "all"):
-        config = service_bench.QUICK if args.quick else service_bench.FULL
-        results["service"] = service_bench.run(config)
+        before = _loadavg()
+        results["service"] = service_bench.run(
+            service_bench.QUICK if args.quick else service_bench.FULL
+        )
+        results["service"]["loadavg"] = [before, _loadavg()]
     text = report.render(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))

@@ -10,6 +10,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from . import peers, timing, workloads
@@ -27,7 +28,8 @@ class EngineConfig:
     repeats: int  # runs of the engine per case; each batch keeps its fastest
     small_sizes: tuple[int, ...]  # where re-parsers run in full
     estimate_sizes: tuple[int, ...]  # where re-parsers are estimated from sampled prefixes
-    samples: int  # prefixes sampled per estimate
+    samples: int  # most prefixes sampled per estimate
+    sample_budget_s: float  # sampling stops after this long (with at least one sample)
     full_reparse_peers: tuple[str, ...]  # re-parsers run in full at small_sizes
     memory_ids: int
     memory_text_bytes: int
@@ -39,7 +41,8 @@ FULL = EngineConfig(
     repeats=3,
     small_sizes=(64 * KB,),
     estimate_sizes=(64 * KB, 256 * KB, workloads.MB),
-    samples=48,
+    samples=63,
+    sample_budget_s=20.0,
     full_reparse_peers=("original", "jiter", "partial_json_parser"),
     memory_ids=1000,
     memory_text_bytes=16 * KB,
@@ -51,7 +54,8 @@ QUICK = EngineConfig(
     repeats=1,
     small_sizes=(16 * KB,),
     estimate_sizes=(16 * KB, 256 * KB),
-    samples=8,
+    samples=7,
+    sample_budget_s=2.0,
     full_reparse_peers=("original", "jiter"),
     memory_ids=200,
     memory_text_bytes=16 * KB,
@@ -232,7 +236,10 @@ def reparse_cases(config: EngineConfig) -> list[dict]:
                 figures: dict[str, Any] = {}
                 if size in config.estimate_sizes:
                     log.info("sampling %s on %s at %d bytes", key, workload, size)
-                    costs = timing.sampled_prefix_costs(peer.parse_prefix, doc, config.samples)
+                    costs = timing.sampled_prefix_costs(
+                        peer.parse_prefix, doc, config.samples, budget_s=config.sample_budget_s
+                    )
+                    figures["samples"] = len(costs)
                     figures["estimated_s"] = {
                         c: timing.estimate_reparse_total(costs, n)
                         for c, n in case["chunks"].items()
@@ -247,6 +254,11 @@ def reparse_cases(config: EngineConfig) -> list[dict]:
                 case["peers"][key] = figures
             cases.append(case)
     return cases
+
+
+def _repo_relative(filename: str) -> str:
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return filename[len(root) :] if filename.startswith(root) else filename
 
 
 def memory_case(processor: str, text: str, ids: int, chunk_bytes: int = 256) -> dict:
@@ -277,8 +289,14 @@ def memory_case(processor: str, text: str, ids: int, chunk_bytes: int = 256) -> 
                     raise AssertionError(f"memory {processor}: {result.error.message}")
         gc.collect()
         current, peak = tracemalloc.get_traced_memory()
+        snapshot = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
+    # Where the memory still held is allocated: the lead for whoever makes it smaller.
+    sites = [
+        [f"{_repo_relative(stat.traceback[0].filename)}:{stat.traceback[0].lineno}", stat.size]
+        for stat in snapshot.statistics("lineno")[:6]
+    ]
     return {
         "processor": processor,
         "ids": ids,
@@ -288,6 +306,7 @@ def memory_case(processor: str, text: str, ids: int, chunk_bytes: int = 256) -> 
         "current_bytes": current,
         "peak_per_byte": peak / tracked,
         "current_per_byte": current / tracked,
+        "top_sites": sites,
     }
 
 

@@ -69,7 +69,10 @@ def render(results: dict) -> str:
 
 def _engine(engine: dict, goals: list) -> list[str]:
     out = ["## Engine", ""]
-    out.append(f"Engine bench wall time: {_num(engine['seconds'], 0)} s.")
+    out.append(
+        f"Engine bench wall time: {_num(engine['seconds'], 0)} s; load average before / after: "
+        f"{' / '.join(engine.get('loadavg', ['n/a']))}."
+    )
     status = ", ".join(f"{k}: {v}" for k, v in engine["peers_available"].items())
     out += [f"Peers: {status}.", ""]
     out.append(
@@ -157,7 +160,8 @@ def _reparse(cases: list[dict], goals: list) -> list[str]:
                 basis = measured if measured is not None else estimated
                 out.append(
                     f"| {case['workload']} | {_size(case['size'])} | {chunk_bytes} B | "
-                    f"{_num(engine_s, 3)} | {peer} | {_num(measured)} | {_num(estimated)} | "
+                    f"{_num(engine_s, 3)} | {peer} | {_num(measured)} | {_num(estimated)}"
+                    f"{' (%d prefixes)' % figures['samples'] if 'samples' in figures else ''} | "
                     f"{_ratio(basis, engine_s)}{'' if measured is not None else ' (est.)'} |"
                 )
                 if case["size"] == largest and chunk_bytes == 16 and engine_s and basis:
@@ -187,6 +191,7 @@ def _memory(rows: list[dict], goals: list) -> list[str]:
         "| processor | text | ids × bytes | peak MiB | peak / byte | after (current) / byte |"
     )
     out.append("|---|---|---|---|---|---|")
+    held: list[dict] = []
     for row in rows:
         if "error" in row:
             out.append(f"| {row['processor']} | {row['text']} | n/a | {row['error']} | | |")
@@ -196,6 +201,8 @@ def _memory(rows: list[dict], goals: list) -> list[str]:
             f"{_num(row['peak_bytes'] / (1 << 20), 1)} | {_num(row['peak_per_byte'])} | "
             f"{_num(row['current_per_byte'])} |"
         )
+        if row["peak_per_byte"] > MEMORY_GOAL and row.get("top_sites"):
+            held.append(row)
         goals.append(
             (
                 f"memory ≤ {MEMORY_GOAL} B/B: {row['processor']}, {row['text']}",
@@ -204,30 +211,51 @@ def _memory(rows: list[dict], goals: list) -> list[str]:
             )
         )
     out.append("")
+    for row in held:
+        out.append(
+            f"Where the `{row['processor']}` processor's memory is held at the end "
+            f"({row['text']}; tracemalloc, largest allocation lines):"
+        )
+        out.append("")
+        for site, size in row["top_sites"]:
+            out.append(f"- `{site}`: {size / row['tracked_bytes']:.2f} B per tracked byte")
+        out.append("")
     return out
 
 
 def _service(service: dict, goals: list) -> list[str]:
     out = ["## Service", ""]
     out.append(
-        f"Service bench wall time: {_num(service['seconds'], 0)} s. Closed loop: each "
-        "stream keeps a window of requests in flight; 16-byte chunks in APPEND mode."
+        f"Service bench wall time: {_num(service['seconds'], 0)} s; load average before / "
+        f"after: {' / '.join(service.get('loadavg', ['n/a']))}. Closed loop: each stream "
+        "keeps a window of requests in flight (16 for one stream, 4 for 100, 2 for 1,000); "
+        "16-byte chunks in APPEND mode, numbered; `text` streams carry the `plan` document, "
+        "`json` streams the `nested` one (32 KB each, then a fresh id). Each server's best "
+        "run is shown, every run beside it. CPU ratio: echo server CPU per message / service "
+        "server CPU per message, the throughput ratio the two would reach if each had a core "
+        "to itself."
     )
     out.append("")
     out.append(
         "| load | processor | echo msgs/s | service msgs/s | service / echo | "
-        "server CPU s per 1,000 msgs (echo / service) | client CPU s (echo / service) | "
-        "errors |"
+        "every run's msgs/s (echo; service) | "
+        "server CPU s per 1,000 msgs (echo / service) | CPU ratio | "
+        "client CPU s (echo / service) | errors |"
     )
-    out.append("|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
     for row in service["throughput"]:
         echo, svc = row["echo"], row["service"]
         ratio = svc["msgs_per_s"] / echo["msgs_per_s"] if echo["msgs_per_s"] else None
+        echo_cpu, svc_cpu = echo["server_cpu_s_per_1000_msgs"], svc["server_cpu_s_per_1000_msgs"]
+        every = "; ".join(
+            ", ".join(_num(v, 0) for v in r.get("all_msgs_per_s", [r["msgs_per_s"]]))
+            for r in (echo, svc)
+        )
         out.append(
             f"| {row['load']} | {row['processor']} | {_num(echo['msgs_per_s'], 0)} | "
-            f"{_num(svc['msgs_per_s'], 0)} | {_num(ratio)} | "
-            f"{_num(echo['server_cpu_s_per_1000_msgs'], 3)} / "
-            f"{_num(svc['server_cpu_s_per_1000_msgs'], 3)} | "
+            f"{_num(svc['msgs_per_s'], 0)} | {_num(ratio)} | {every} | "
+            f"{_num(echo_cpu, 3)} / {_num(svc_cpu, 3)} | "
+            f"{_num(echo_cpu / svc_cpu if echo_cpu and svc_cpu else None)} | "
             f"{_num(echo['client_cpu_s'], 1)} / {_num(svc['client_cpu_s'], 1)} | "
             f"{echo['errors'] + svc['errors']} |"
         )

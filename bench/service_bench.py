@@ -2,7 +2,8 @@
 load from a separate load-generator process.
 
 Both servers run for the whole bench; each load is run against the echo and then against
-the service, back to back, so drift on a shared machine hits both alike. Server CPU comes
+the service, back to back (in full runs twice over, keeping each server's best), so drift
+on a shared machine hits both alike. Server CPU comes
 from /proc (every thread of the process), RSS from /proc too.
 """
 
@@ -49,6 +50,7 @@ class ServiceConfig:
     latency_duration: float
     profile_load: Load
     profile_seconds: float
+    rounds: int = 1  # throughput runs per server and case; the best one is reported
     profile: bool = True
 
 
@@ -64,11 +66,12 @@ FULL = ServiceConfig(
     latency=_LATENCY,
     processors=("text", "json"),
     warmup=2.0,
-    duration=8.0,
+    duration=6.0,
     latency_warmup=3.0,
     latency_duration=12.0,
     profile_load=_THROUGHPUT[1],
     profile_seconds=10.0,
+    rounds=2,
 )
 
 QUICK = ServiceConfig(
@@ -221,9 +224,17 @@ def run(config: ServiceConfig) -> dict:
         results["addresses"] = {name: s.address for name, s in servers.items()}
         for load in config.throughput:
             for processor in config.processors:
-                row = {"load": load.name, "processor": processor}
-                for name, server in servers.items():
-                    row[name] = run_load(server, load, processor, config.warmup, config.duration)
+                runs: dict[str, list[dict]] = {name: [] for name in servers}
+                for _ in range(config.rounds):
+                    for name, server in servers.items():
+                        runs[name].append(
+                            run_load(server, load, processor, config.warmup, config.duration)
+                        )
+                row: dict = {"load": load.name, "processor": processor}
+                for name, server_runs in runs.items():
+                    # Other work on a shared machine only ever slows a run down.
+                    row[name] = max(server_runs, key=lambda r: r["msgs_per_s"])
+                    row[name]["all_msgs_per_s"] = [r["msgs_per_s"] for r in server_runs]
                 results["throughput"].append(row)
         for processor in config.processors:
             row = {"load": config.latency.name, "processor": processor}

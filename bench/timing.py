@@ -33,18 +33,47 @@ def flatness(batches: Sequence[float], batch: int, n_chunks: int) -> float:
     return tail_mean / head_mean
 
 
+def van_der_corput(k: int) -> float:
+    """The k-th point (k >= 1) of the base-2 van der Corput sequence: 1/2, 1/4, 3/4, 1/8,
+    5/8, ... Any first n points are spread evenly over (0, 1), so sampling can stop at any
+    time and still cover the whole text."""
+    value, denominator = 0.0, 1.0
+    while k:
+        denominator *= 2
+        k, bit = divmod(k, 2)
+        value += bit / denominator
+    return value
+
+
 def sampled_prefix_costs(
-    parse_prefix: Callable[[str], Any], text: str, samples: int
+    parse_prefix: Callable[[str], Any],
+    text: str,
+    samples: int,
+    *,
+    budget_s: float = float("inf"),
+    repeat_below_s: float = 0.05,
+    repeats: int = 3,
 ) -> list[float]:
-    """Seconds to parse `samples` prefixes at evenly spaced lengths (the middle of each of
-    `samples` equal slices of the text)."""
+    """Seconds to parse prefixes of `text` at evenly spread lengths: up to `samples` of
+    them, fewer if `budget_s` runs out first (at least one). A parse shorter than
+    `repeat_below_s` is repeated and its fastest time kept, since a shared machine only
+    ever adds time."""
     perf = time.perf_counter
-    costs = []
-    for j in range(samples):
-        prefix = text[: max(1, int((j + 0.5) * len(text) / samples))]
-        t0 = perf()
-        parse_prefix(prefix)
-        costs.append(perf() - t0)
+    costs: list[float] = []
+    started = perf()
+    for k in range(1, samples + 1):
+        if costs and perf() - started > budget_s:
+            break
+        prefix = text[: max(1, round(van_der_corput(k) * len(text)))]
+        best = float("inf")
+        for attempt in range(repeats):
+            t0 = perf()
+            parse_prefix(prefix)
+            elapsed = perf() - t0
+            best = min(best, elapsed)
+            if attempt == 0 and elapsed >= repeat_below_s:
+                break
+        costs.append(best)
     return costs
 
 

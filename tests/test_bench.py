@@ -147,6 +147,18 @@ def test_fastest_per_batch_takes_each_batch_minimum():
     assert timing.fastest_per_batch([[3, 1, 2], [1, 5, 1]]) == [1, 1, 1]
 
 
+def test_sampling_points_cover_the_text_evenly_in_any_prefix_of_the_sequence():
+    assert [timing.van_der_corput(k) for k in range(1, 8)] == [
+        0.5,
+        0.25,
+        0.75,
+        0.125,
+        0.625,
+        0.375,
+        0.875,
+    ]
+
+
 def test_sampled_estimate_of_a_quadratic_reparser_is_close_to_its_full_run():
     # A fake re-parser whose cost is its prefix length, counted instead of timed.
     text = "x" * 10_000
@@ -239,6 +251,7 @@ TINY_ENGINE = engine_bench.EngineConfig(
     small_sizes=(2 * 1024,),
     estimate_sizes=(2 * 1024, 4 * 1024),
     samples=4,
+    sample_budget_s=1.0,
     full_reparse_peers=("original", "jiter", "partial_json_parser"),
     memory_ids=10,
     memory_text_bytes=2 * 1024,
