@@ -158,10 +158,12 @@ def _reparse(cases: list[dict], goals: list) -> list[str]:
                 measured = figures.get("measured_s", {}).get(chunk_bytes)
                 estimated = figures.get("estimated_s", {}).get(chunk_bytes)
                 basis = measured if measured is not None else estimated
+                count = figures.get("samples")
+                sampled = f" ({count} prefixes)" if count else ""
                 out.append(
                     f"| {case['workload']} | {_size(case['size'])} | {chunk_bytes} B | "
                     f"{_num(engine_s, 3)} | {peer} | {_num(measured)} | {_num(estimated)}"
-                    f"{' (%d prefixes)' % figures['samples'] if 'samples' in figures else ''} | "
+                    f"{sampled} | "
                     f"{_ratio(basis, engine_s)}{'' if measured is not None else ' (est.)'} |"
                 )
                 if case["size"] == largest and chunk_bytes == 16 and engine_s and basis:
