@@ -38,6 +38,11 @@ bench: setup
 fuzz: setup
 	CHUNKWISE_HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_engine_fuzz.py $(ARGS)
 
+# A longer soak and a flood of a million ids; prints the figures bench/RESULTS.md records.
+soak: setup
+	CHUNKWISE_SOAK_SECONDS=300 CHUNKWISE_FLOOD_IDS=1000000 \
+		$(BIN)/python -m pytest -s tests/test_soak.py tests/test_flood.py $(ARGS)
+
 lint: setup
 	$(BIN)/ruff check server client tests bench
 	$(BIN)/ruff format --check server client tests bench
