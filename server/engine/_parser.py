@@ -139,7 +139,9 @@ class StreamingParser:
             if not state.applied:
                 self._store.discard(key, state)
             raise
-        state.applied = True
+        if not state.applied:
+            state.applied = True
+            self._store.admit(key)
         if sequence:
             state.last_sequence = sequence
         if delta.reset:

@@ -96,7 +96,8 @@ class MemoryStore:
 
     def open(self, key: Key, sequence: int, now: float) -> IdState | Finished:
         """The live state of `key`, touched; or, for a duplicate of a finished id, its
-        record; or a new state. Raises ResourceExhausted when no id can be added."""
+        record; or a new state, which `admit` makes count once its first request is
+        applied. Raises ResourceExhausted when no id can be added."""
         with self._lock:
             state = self._live.get(key)
             if state is not None:
@@ -104,20 +105,27 @@ class MemoryStore:
                 self._live.move_to_end(key)
                 return state
             finished = self._finished.get(key)
-            if finished is not None:
-                if 0 < sequence <= finished.last_sequence:
-                    return finished
-                self._forget_finished(key)
-            if len(self._live) + len(self._finished) >= self._max_ids:
-                if not self._finished:
-                    raise ResourceExhausted(
-                        f"{len(self._live)} ids are tracked, the limit; finish or clear some first"
-                    )
-                self._forget_finished(next(iter(self._finished)))
+            if finished is not None and 0 < sequence <= finished.last_sequence:
+                return finished
+            # Finished ids make room in admit(), not here: a refused first request must
+            # drop nothing. Only live ids can leave no room at all.
+            if len(self._live) >= self._max_ids:
+                raise ResourceExhausted(
+                    f"{len(self._live)} ids are tracked, the limit; finish or clear some first"
+                )
             state = IdState()
             state.touched = now
             self._live[key] = state
             return state
+
+    def admit(self, key: Key) -> None:
+        """A new id's first request was applied: it replaces what was remembered of a
+        finished id of that name, and the ids finished earliest make room for it."""
+        with self._lock:
+            if key in self._finished:
+                self._forget_finished(key)
+            while self._finished and len(self._live) + len(self._finished) > self._max_ids:
+                self._forget_finished(next(iter(self._finished)))
 
     def live(self, key: Key) -> IdState | None:
         """The live state, not touched: reading does not keep an id alive."""
