@@ -422,10 +422,27 @@ def test_nesting_deeper_than_the_interpreter_stack_needs_no_recursion():
 # ----------------------------------------------------------------- cost
 
 
-def test_one_megabyte_in_16_character_pieces_takes_seconds_not_minutes():
+def _document_of_a_megabyte() -> str:
     items = [{"id": i, "name": f"item {i}", "tags": ["a", "b\\n"]} for i in range(6000)]
-    text = json.dumps({"text": 'line "q" é\\n ' * 40_000, "items": items})
-    assert len(text) > 1_000_000
+    return json.dumps({"text": 'line "q" é\\n ' * 40_000, "items": items})
+
+
+# Each holds one token a reader might collect piece by piece: a copy of everything so far
+# at every piece would make these quadratic.
+ONE_MEGABYTE = {
+    "document": _document_of_a_megabyte,
+    "string": lambda: json.dumps("x\\é" * 120_000),
+    "number": lambda: "[" + "7" * 1_000_000 + "]",
+    "key": lambda: json.dumps({"k" * 1_000_000: 1}),
+    "whitespace": lambda: " " * 1_000_000 + "[]",
+    "array": lambda: "[" + "1234567," * 125_000 + "1]",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ONE_MEGABYTE))
+def test_one_megabyte_in_16_character_pieces_takes_seconds_not_minutes(kind):
+    text = ONE_MEGABYTE[kind]()
+    assert len(text) >= 1_000_000
     reader, ops = JsonReader(), []
     started = time.perf_counter()
     for i in range(0, len(text), 16):

@@ -197,7 +197,7 @@ def files_documents(draw) -> FilesDocument:
     names = draw(st.lists(strings, max_size=4, unique=True))
     contents = [draw(strings | st.text(max_size=200)) for _ in names]
     style = Style(
-        rnd=draw(st.randoms(use_true_random=False)),
+        rnd=draw(st.randoms(use_true_random=True)),
         ensure_ascii=draw(st.booleans()),
         raw_controls=draw(st.booleans()),
     )
