@@ -496,3 +496,28 @@ def test_many_threads_never_lose_or_mix_text(mode):
     for w in workers:
         w.join()
     assert failures == []
+
+
+@pytest.mark.timeout(120)
+def test_threads_appending_to_one_id_lose_nothing():
+    # Calls on one id run one at a time: every fragment lands once, each thread's in order.
+    parser = StreamingParser()
+    threads, fragments = 8, 300
+    start = threading.Barrier(threads)
+
+    def work(t: int) -> None:
+        start.wait()
+        for i in range(fragments):
+            parser.process("shared", f"{t}.{i};", mode=APPEND)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    tokens = text_of(parser, "shared").split(";")[:-1]
+    assert len(tokens) == threads * fragments
+    for t in range(threads):
+        assert [tok for tok in tokens if tok.startswith(f"{t}.")] == [
+            f"{t}.{i}" for i in range(fragments)
+        ]
