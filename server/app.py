@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -14,6 +15,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server import auth
+from server._drain import DrainGate
 from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger
 from server.config import Config
@@ -25,6 +27,9 @@ _log = get_logger("app")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StreamingParser"].full_name
 EXPIRE_INTERVAL = 1.0
+#: On a graceful stop, gRPC itself is stopped once no call is open and none was refused
+#: for this many seconds (see server/_drain.py), or at the end of the grace period.
+DRAIN_QUIET = 1.0
 # Engine work is CPU-bound and holds the GIL, so more threads add no throughput; a few let
 # several streams with big chunks take turns instead of queueing behind one another.
 _WORKER_THREADS = 4
@@ -48,11 +53,13 @@ class Server:
         parser: StreamingParser,
         health_servicer: DrainingHealthServicer,
         executor: ThreadPoolExecutor,
+        drain_gate: DrainGate,
     ) -> None:
         self.grpc_server = grpc_server
         self.parser = parser
         self.health = health_servicer
         self._executor = executor
+        self._drain_gate = drain_gate
         self._expiry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -61,7 +68,13 @@ class Server:
 
     async def stop(self, grace: float | None) -> None:
         _log.info("draining", extra={"fields": {"grace_period": grace}})
+        self._drain_gate.close()
         await self.health.enter_graceful_shutdown()
+        if grace:
+            deadline = time.monotonic() + grace
+            await self._drain_gate.wait_until_idle(DRAIN_QUIET, deadline)
+            grace = max(0.0, deadline - time.monotonic())
+        _log.info("refusing connections", extra={"fields": {"grace_left": round(grace, 3)}})
         await self.grpc_server.stop(grace)
         if self._expiry is not None:
             self._expiry.cancel()
@@ -109,7 +122,9 @@ async def create_server(
     if parser is None:
         parser = StreamingParser(config.limits())
     executor = ThreadPoolExecutor(_WORKER_THREADS, thread_name_prefix="chunkwise-engine")
+    drain_gate = DrainGate((SERVICE_NAME,))
     grpc_server = grpc.aio.server(
+        interceptors=[drain_gate],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             # A final response holds the whole text and output: up to about twice
@@ -118,7 +133,7 @@ async def create_server(
             # gRPC sets SO_REUSEPORT by default, which would let a second server start on a
             # port that is already serving and quietly split its traffic.
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     pb_grpc.add_StreamingParserServicer_to_server(
         StreamingParserServicer(
@@ -143,7 +158,7 @@ async def create_server(
         raise BindError(f"cannot listen on {address}") from error
     if port == 0:
         raise BindError(f"cannot listen on {address}")
-    return Server(grpc_server, parser, health_servicer, executor), port
+    return Server(grpc_server, parser, health_servicer, executor, drain_gate), port
 
 
 async def serve(config: Config) -> None:

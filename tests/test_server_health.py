@@ -4,12 +4,14 @@ import time
 
 import grpc
 import pytest
+from chunkwise.v1 import streaming_pb2 as pb
+from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from grpc_server import TIMEOUT, InProcessServer
+from grpc_server import TIMEOUT, Conversation, InProcessServer
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -78,3 +80,40 @@ def test_reflection_describes_the_service_and_its_messages(channel: grpc.Channel
         "final": 5,
         "sequence": 6,
     }
+
+
+def test_a_drain_refuses_new_calls_and_stops_once_open_streams_end(
+    grpc_server: InProcessServer, channel: grpc.Channel
+) -> None:
+    stub = pb_grpc.StreamingParserStub(channel)
+    conversation = Conversation(stub)
+    assert conversation.send("open", "a", mode=pb.DELTA_MODE_APPEND).delta == "a"
+    watch = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT
+    )
+    assert next(watch).status == SERVING
+    grace = 30.0
+    stopping = grpc_server.submit(grpc_server.server.stop(grace))
+    assert [response.status for response in watch] == [NOT_SERVING]
+    # A new call, even on a connection that is already open, is refused by chunkwise
+    # itself with UNAVAILABLE, the status clients retry elsewhere.
+    for call, request in [
+        (stub.ListProcessors, pb.ListProcessorsRequest()),
+        (stub.GetCompleteText, pb.GetCompleteTextRequest(chunk_id="open")),
+    ]:
+        with pytest.raises(grpc.RpcError) as error:
+            call(request, timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in error.value.details()
+    refused_stream = Conversation(stub)
+    with pytest.raises(grpc.RpcError) as error:
+        refused_stream.send("new", "x")
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    # The open stream runs on, and the stop waits for it.
+    assert conversation.send("open", "b").delta == "b"
+    assert not stopping.done()
+    assert conversation.send("open", "c", final=True).complete_text == "abc"
+    conversation.close()
+    closed = time.monotonic()
+    stopping.result(TIMEOUT)
+    assert time.monotonic() - closed < grace / 3

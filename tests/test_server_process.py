@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -174,10 +175,14 @@ def test_log_lines_are_key_value_on_stderr(server_process) -> None:
     status, _, stderr = server.wait()
     assert status == 0
     events = [
-        dict(part.split("=", 1) for part in line.split(" ") if "=" in part)
-        for line in stderr.splitlines()
+        dict(part.split("=", 1) for part in shlex.split(line)) for line in stderr.splitlines()
     ]
-    assert [e.get("event") for e in events] == ["listening", "draining", "stopped"]
+    assert [e.get("event") for e in events] == [
+        "listening",
+        "draining",
+        "refusing connections",
+        "stopped",
+    ]
     assert events[0]["port"] == str(server.port)
     assert all(e["level"] == "info" for e in events)
 
