@@ -248,7 +248,7 @@ def _check_ops(result: ChunkResult, key: tuple[str, str], rebuilders: dict) -> N
         rebuilders.pop(key, None)
     if isinstance(result.output, PartialJson):
         rebuilders.setdefault(key, Rebuilder()).apply(result.output.deltas)
-    if result.final and (result.error is None or result.complete_text):
+    if result.final:  # the id is cleared: its next request starts a new value
         rebuilders.pop(key, None)
 
 
