@@ -27,7 +27,7 @@ import grpc
 from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
-from server.app import create_server
+from server.app import SWITCH_INTERVAL, create_server
 from server.config import Config
 from server.engine import StreamingParser
 from server.servicer import OFFLOAD_CHARS
@@ -191,8 +191,8 @@ def main() -> None:
     parser.add_argument(
         "--switch-intervals",
         type=lambda text: [float(t) for t in text.split(",")],
-        default=[sys.getswitchinterval()],
-        help="the server's sys.setswitchinterval values to compare",
+        default=[SWITCH_INTERVAL],
+        help="the server's sys.setswitchinterval values to compare (default: what serve() sets)",
     )
     args = parser.parse_args()
     thresholds = list(dict.fromkeys(args.thresholds))

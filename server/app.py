@@ -27,6 +27,8 @@ _log = get_logger("app")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StreamingParser"].full_name
 EXPIRE_INTERVAL = 1.0
+#: The GIL switch interval `serve()` sets (seconds); see there.
+SWITCH_INTERVAL = 0.001
 #: On a graceful stop, gRPC itself is stopped once no call is open and none was refused
 #: for this many seconds (see server/_drain.py), or at the end of the grace period.
 DRAIN_QUIET = 1.0
@@ -42,9 +44,9 @@ class BindError(OSError):
 class Server:
     """A chunkwise server: a grpc.aio server plus what lives beside it.
 
-    `stop()` is the graceful stop: health goes NOT_SERVING (open health watches see it and
-    end), then new calls are refused with UNAVAILABLE while open ones run on for up to
-    `grace` seconds, then the rest are cancelled.
+    `stop(grace)` is the graceful stop: new calls are refused with UNAVAILABLE and health
+    goes NOT_SERVING (open health watches see it and end) at once; open calls run on for up
+    to `grace` seconds, then the rest are cancelled. It returns once none is left.
     """
 
     def __init__(
@@ -167,7 +169,7 @@ async def serve(config: Config) -> None:
     # switch interval; at the default 5 ms a small stream's round trip, which needs the GIL
     # several times, waited 6 ms at the median behind 64 KiB JSON chunks, at 1 ms it waited
     # 2 ms (bench/loop_latency.py).
-    sys.setswitchinterval(0.001)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     server, port = await create_server(config)
     await server.start()
     stop_requested = asyncio.Event()
