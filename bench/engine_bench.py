@@ -33,6 +33,7 @@ class EngineConfig:
     full_reparse_peers: tuple[str, ...]  # re-parsers run in full at small_sizes
     memory_ids: int
     memory_text_bytes: int
+    peer_budget_s: float  # an incremental peer run stops after this long
 
 
 FULL = EngineConfig(
@@ -42,10 +43,11 @@ FULL = EngineConfig(
     small_sizes=(64 * KB,),
     estimate_sizes=(64 * KB, 256 * KB, workloads.MB),
     samples=63,
-    sample_budget_s=20.0,
+    sample_budget_s=12.0,
     full_reparse_peers=("original", "jiter", "partial_json_parser"),
     memory_ids=1000,
     memory_text_bytes=16 * KB,
+    peer_budget_s=30.0,
 )
 
 QUICK = EngineConfig(
@@ -59,6 +61,7 @@ QUICK = EngineConfig(
     full_reparse_peers=("original", "jiter"),
     memory_ids=200,
     memory_text_bytes=16 * KB,
+    peer_budget_s=5.0,
 )
 
 REPARSER_KEYS = {
@@ -151,6 +154,7 @@ def time_json_reader(chunks: list[str], batch: int) -> tuple[list[float], float]
 def _summary(batches: list[float], batch: int, n_chunks: int, close_seconds: float) -> dict:
     total = sum(batches)
     return {
+        "batches": batches,
         "total_s": total,
         "per_chunk_us": total / n_chunks * 1e6,
         "flatness": timing.flatness(batches, batch, n_chunks),
@@ -194,17 +198,34 @@ def engine_cases(config: EngineConfig) -> list[dict]:
                     case[key] = {"error": "not implemented yet"}
                 except Exception as exc:  # reported in the results, never hidden
                     case[key] = {"error": f"{type(exc).__name__}: {exc}"}
+            budget = config.peer_budget_s
             incremental = {
-                "ijson": partial(peers.time_push_peer, peers.IjsonPeer, chunks, batch),
-                "jsonriver": partial(peers.time_jsonriver, chunks, batch),
+                "ijson": partial(
+                    peers.time_push_peer, peers.IjsonPeer, chunks, batch, budget_s=budget
+                ),
+                "jsonriver": partial(peers.time_jsonriver, chunks, batch, budget_s=budget),
             }
+            engine_batches = case.get("engine", {}).get("batches")
             for key, run in incremental.items():
                 log.info("peer %s %s/%dB", key, workload, chunk_bytes)
                 try:
                     batches, close_s = run()
-                    case[key] = _summary(batches, batch, len(chunks), close_s)
                 except Exception as exc:  # a peer that fails is reported, not fatal
                     case[key] = {"error": f"{type(exc).__name__}: {exc}"}
+                    continue
+                if close_s is not None:
+                    case[key] = _summary(batches, batch, len(chunks), close_s)
+                    continue
+                # Stopped at the budget: compare with the engine on the same first chunks.
+                done = min(len(chunks), len(batches) * batch)
+                case[key] = {
+                    "partial": True,
+                    "chunks_done": done,
+                    "total_s": sum(batches),
+                    "engine_same_chunks_s": sum(engine_batches[: len(batches)])
+                    if engine_batches
+                    else None,
+                }
             cases.append(case)
     return cases
 

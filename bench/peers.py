@@ -151,27 +151,44 @@ REPARSERS = (OriginalReparser, JiterReparser, PartialJsonParserReparser)
 
 
 def time_push_peer(
-    make_peer: Callable[[], Peer], chunks: list[str], batch: int
-) -> tuple[list[float], float]:
-    """Feeds every chunk to a fresh peer; returns the seconds of each batch of `batch`
-    chunks and the seconds of `close()`."""
+    make_peer: Callable[[], Peer],
+    chunks: list[str],
+    batch: int,
+    *,
+    budget_s: float = float("inf"),
+) -> tuple[list[float], float | None]:
+    """Feeds the chunks to a fresh peer; returns the seconds of each batch of `batch`
+    chunks and the seconds of `close()`. Stops after the first batch that ends past
+    `budget_s` (close time None then): a peer whose cost grows with the text can take
+    hours, and its first batches already say how it compares."""
     peer = make_peer()
     perf = time.perf_counter
     batches: list[float] = []
+    spent = 0.0
     for start in range(0, len(chunks), batch):
+        if spent > budget_s:
+            return batches, None
         piece = chunks[start : start + batch]
         t0 = perf()
         for chunk in piece:
             peer.feed(chunk)
         batches.append(perf() - t0)
+        spent += batches[-1]
     t0 = perf()
     peer.close()
     return batches, perf() - t0
 
 
-def time_jsonriver(chunks: list[str], batch: int) -> tuple[list[float], float]:
+class _OverBudget(Exception):
+    pass
+
+
+def time_jsonriver(
+    chunks: list[str], batch: int, *, budget_s: float = float("inf")
+) -> tuple[list[float], float | None]:
     """jsonriver pulls chunks from an async iterator and yields ever more complete values.
-    The time between two pulls is its parsing time, so batches are timed at the pulls."""
+    The time between two pulls is its parsing time, so batches are timed at the pulls.
+    Stops past `budget_s` as `time_push_peer` does."""
     import jsonriver
 
     perf = time.perf_counter
@@ -182,6 +199,8 @@ def time_jsonriver(chunks: list[str], batch: int) -> tuple[list[float], float]:
         for start in range(0, len(chunks), batch):
             if start:
                 batches.append(perf() - marks["t0"])
+                if sum(batches) > budget_s:
+                    raise _OverBudget
             marks["t0"] = perf()
             for chunk in chunks[start : start + batch]:
                 yield chunk
@@ -192,7 +211,10 @@ def time_jsonriver(chunks: list[str], batch: int) -> tuple[list[float], float]:
         async for _ in jsonriver.parse(source()):
             pass
 
-    asyncio.run(drain())
+    try:
+        asyncio.run(drain())
+    except _OverBudget:
+        return batches, None
     return batches, perf() - marks["t0"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 
@@ -126,6 +127,19 @@ def test_every_push_peer_reads_a_whole_document_fed_in_chunks(make_peer):
     closed = peer.close()
     if not isinstance(peer, peers.IjsonPeer):
         assert closed == json.loads(doc)
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda chunks: peers.time_push_peer(peers.IjsonPeer, chunks, 10, budget_s=0),
+        lambda chunks: peers.time_jsonriver(chunks, 10, budget_s=0),
+    ],
+    ids=["ijson", "jsonriver"],
+)
+def test_a_peer_past_its_time_budget_stops_after_one_batch(run):
+    batches, close_seconds = run(workloads.chunks(workloads.plan(4096), 16))
+    assert len(batches) == 1 and close_seconds is None
 
 
 def test_jsonriver_is_timed_per_batch():
@@ -255,6 +269,7 @@ TINY_ENGINE = engine_bench.EngineConfig(
     full_reparse_peers=("original", "jiter", "partial_json_parser"),
     memory_ids=10,
     memory_text_bytes=2 * 1024,
+    peer_budget_s=60.0,
 )
 
 
@@ -282,6 +297,18 @@ def test_engine_bench_end_to_end_on_small_documents():
     )
     assert "| flatness ≤ 1.3: plan, 16 B |" in text
     assert "faster than original: plan, 4 KB, 16 B" in text
+
+
+def test_a_stopped_peer_is_compared_with_the_engine_on_the_same_first_chunks():
+    config = dataclasses.replace(TINY_ENGINE, peer_budget_s=0, chunk_sizes=(16,))
+    cases = engine_bench.engine_cases(config)
+    engine = {"seconds": 1, "peers_available": {}, "cases": cases, "reparse": [], "memory": []}
+    text = report.render({"command": "c", "date": "d", "machine": _machine(), "engine": engine})
+    for case in cases:
+        ijson = case["ijson"]
+        assert ijson["partial"] and ijson["chunks_done"] == case["batch"]
+        assert ijson["engine_same_chunks_s"] == case["engine"]["batches"][0]
+    assert "stopped: " in text and f"(first {case['batch'] / case['chunks']:.0%})" in text
 
 
 def test_engine_bench_refuses_to_time_an_engine_whose_output_is_wrong():
