@@ -194,4 +194,4 @@ def test_big_chunks_on_one_stream_do_not_stall_another(grpc_server: InProcessSer
         thread.join(TIMEOUT)
     # Generous for a busy 2-core machine; with big chunks processed on the event loop a
     # round trip waits for a whole chunk, a quarter of a second or more.
-    assert statistics.median(times) < 0.05, times
+    assert statistics.median(times) < 0.1, times
