@@ -208,6 +208,17 @@ def test_remembered_sequences_count_and_the_earliest_finished_go_first(open_serv
     conversation.close()
 
 
+def test_a_refused_new_id_drops_no_remembered_sequence(open_server) -> None:
+    _, conversation = open_server(max_ids=2, max_text_bytes=4)
+    for chunk_id in "ab":
+        conversation.send(chunk_id, "x", mode=APPEND, sequence=1, final=True)
+    # Refused by the text limit: a request that changes nothing makes no room either.
+    assert_refused(conversation.send("c", "12345", mode=APPEND, sequence=1), EXHAUSTED)
+    assert conversation.send("a", "x", sequence=1).duplicate
+    assert conversation.send("b", "x", sequence=1).duplicate
+    conversation.close()
+
+
 # --------------------------------------------------------------------------- idle expiry
 
 
