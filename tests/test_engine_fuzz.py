@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from helpers import Rebuilder, chunkings_of, documents
+from helpers import Rebuilder, chunkings_of, documents, snapshots
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -155,7 +155,7 @@ def conversations(draw) -> list[Request | str]:
         pieces = draw(chunkings_of(text))
         processor = draw(st.sampled_from(PROCESSORS))
         mode = draw(st.sampled_from([0, 1, 2, 3]))
-        chunks = pieces if mode in (0, 1, 2) and draw(st.booleans()) else _cumulative(pieces)
+        chunks = pieces if mode in (0, 1, 2) and draw(st.booleans()) else snapshots(pieces)
         streams.append([(index, chunk, processor, mode) for chunk in chunks])
     out: list[Request | str] = []
     sequence = 0
@@ -176,14 +176,6 @@ def conversations(draw) -> list[Request | str]:
         )
         if draw(st.integers(0, 5)) == 0:
             out.append(draw(st.sampled_from([f"read:{index}", f"clear:{index}", "expire"])))
-    return out
-
-
-def _cumulative(pieces: list[str]) -> list[str]:
-    out, text = [], ""
-    for piece in pieces:
-        text += piece
-        out.append(text)
     return out
 
 
