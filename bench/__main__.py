@@ -7,6 +7,7 @@ documents, shorter loads and fewer repeats, for trying things (its figures are n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import logging
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="about two minutes, noisier")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
+    parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks here")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -68,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         results["engine"]["loadavg"] = [before, _loadavg()]
     if args.what in ("service", "all"):
         before = _loadavg()
-        results["service"] = service_bench.run(
-            service_bench.QUICK if args.quick else service_bench.FULL
-        )
+        config = service_bench.QUICK if args.quick else service_bench.FULL
+        if args.profile_dir:
+            args.profile_dir.mkdir(parents=True, exist_ok=True)
+            config = dataclasses.replace(config, profile_dir=args.profile_dir)
+        results["service"] = service_bench.run(config)
         results["service"]["loadavg"] = [before, _loadavg()]
     text = report.render(results)
     if args.json:

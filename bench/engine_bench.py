@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -151,6 +152,52 @@ def time_json_reader(chunks: list[str], batch: int) -> tuple[list[float], float]
     return batches, perf() - t0
 
 
+def _engine_feeder(workload: str) -> Callable[[], Callable[[str], Any]]:
+    """Makes feeders that each send chunks to their own id of one shared StreamingParser."""
+    streaming_parser, limits, _ = _engine_parts()
+    parser = streaming_parser(limits(max_text_bytes=64 << 20))
+    processor = workloads.PROCESSOR_FOR[workload]
+    ids = iter(range(1 << 30))
+
+    def make() -> Callable[[str], Any]:
+        chunk_id = f"flat-{next(ids)}"
+        return partial(parser.process, chunk_id, processor_type=processor, mode=APPEND)
+
+    return make
+
+
+def _reader_feeder() -> Callable[[str], Any]:
+    _, _, json_reader = _engine_parts()
+    return json_reader(max_depth=512).feed
+
+
+def interleaved_flatness(
+    make_feed: Callable[[], Callable[[str], Any]], chunks: list[str], batch: int
+) -> float:
+    """Flatness with the two ends timed in the same moments: one feeder is brought to 90%
+    of the chunks untimed, then batches of its last 10% alternate with batches of the
+    first 10% sent to a fresh feeder. On a shared machine, load that comes and goes then
+    hits both ends alike instead of whichever ran while it lasted."""
+    n = len(chunks)
+    k = max(1, n // 10)
+    late, early = make_feed(), make_feed()
+    for chunk in chunks[: n - k]:
+        late(chunk)
+    perf = time.perf_counter
+    head = tail = 0.0
+    for start in range(0, k, batch):
+        t0 = perf()
+        for chunk in chunks[n - k + start : n - k + start + batch]:
+            late(chunk)
+        t1 = perf()
+        for chunk in chunks[start : start + batch]:
+            early(chunk)
+        t2 = perf()
+        tail += t1 - t0
+        head += t2 - t1
+    return tail / head
+
+
 def _summary(batches: list[float], batch: int, n_chunks: int, close_seconds: float) -> dict:
     total = sum(batches)
     return {
@@ -190,10 +237,18 @@ def engine_cases(config: EngineConfig) -> list[dict]:
                 "engine": partial(time_engine_process, workload, doc, chunks, batch),
                 "json_reader": partial(time_json_reader, chunks, batch),
             }
+            feeders = {"engine": _engine_feeder(workload), "json_reader": _reader_feeder}
             for key, run in runs.items():
                 try:
                     batches, close_s = _repeat(run, config.repeats)
                     case[key] = _summary(batches, batch, len(chunks), close_s)
+                    case[key]["sequential_flatness"] = case[key].pop("flatness")
+                    flat = [
+                        interleaved_flatness(feeders[key], chunks, batch)
+                        for _ in range(config.repeats)
+                    ]
+                    case[key]["flatness"] = statistics.median(flat)
+                    case[key]["flatness_runs"] = flat
                 except NotImplementedError:
                     case[key] = {"error": "not implemented yet"}
                 except Exception as exc:  # reported in the results, never hidden
@@ -245,8 +300,9 @@ def reparse_cases(config: EngineConfig) -> list[dict]:
             for chunk_bytes in config.chunk_sizes:
                 chunks = workloads.chunks(doc, chunk_bytes)
                 try:
+                    batch = _batch_for(len(chunks))
                     batches, _ = _repeat(
-                        partial(time_engine_process, workload, doc, chunks, len(chunks)),
+                        partial(time_engine_process, workload, doc, chunks, batch),
                         config.repeats,
                     )
                     case["engine_s"][chunk_bytes] = sum(batches)

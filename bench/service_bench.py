@@ -52,6 +52,7 @@ class ServiceConfig:
     profile_seconds: float
     rounds: int = 1  # throughput runs per server and case; the best one is reported
     profile: bool = True
+    profile_dir: Path | None = None  # where to keep py-spy's raw output; else a temp dir
 
 
 _THROUGHPUT = (
@@ -263,7 +264,7 @@ def _profiles(server: ServerProcess, config: ServiceConfig) -> dict:
     profiles = {}
     with tempfile.TemporaryDirectory() as tmp:
         for processor in config.processors:
-            output = Path(tmp) / f"{processor}.txt"
+            output = Path(config.profile_dir or tmp) / f"py-spy-{processor}.txt"
             try:
                 load_result = run_load(
                     server,

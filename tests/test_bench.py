@@ -157,6 +157,27 @@ def test_flatness_of_a_constant_cost_is_one_and_of_a_growing_cost_is_its_ratio()
     assert timing.flatness(batches, batch, n) == pytest.approx(expected)
 
 
+def _counting_feeder(work_per_call):
+    def make():
+        calls = [0]
+
+        def feed(chunk):
+            calls[0] += 1
+            return sum(range(work_per_call(calls[0])))
+
+        return feed
+
+    return make
+
+
+def test_interleaved_flatness_is_near_one_for_a_flat_cost_and_large_for_a_growing_one():
+    chunks = ["x"] * 2000
+    flat = engine_bench.interleaved_flatness(_counting_feeder(lambda n: 2000), chunks, 20)
+    growing = engine_bench.interleaved_flatness(_counting_feeder(lambda n: 20 * n), chunks, 20)
+    assert 0.5 < flat < 2
+    assert growing > 5  # the last 10% do about 19 times the work of the first 10%
+
+
 def test_fastest_per_batch_takes_each_batch_minimum():
     assert timing.fastest_per_batch([[3, 1, 2], [1, 5, 1]]) == [1, 1, 1]
 
