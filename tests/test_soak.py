@@ -94,8 +94,9 @@ def test_soak(server_process, record_property) -> None:
         record_property(name, value)
     assert load.failures == [], load.failures[:20]
     assert not load.refused, load.refused
-    # Enough happened for the checks to mean something, even on a slow machine.
-    assert load.documents >= STREAMS // 2 and load.messages >= 10 * STREAMS
+    # Enough happened for the checks to mean something, even on a machine several times
+    # slower than the 2 cores that finished about 4,000 documents in 45 s.
+    assert load.documents >= 200 and load.messages >= 5 * STREAMS
     assert load.unfinished and load.unary_calls
     server.terminate()
     status, _, stderr = server.wait()
