@@ -41,10 +41,12 @@ from ._errors import InvalidArgument
 from ._outputs import Append, End, JsonOp, Set
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SPACE = frozenset(" \t\n\r")
 _DIGITS = re.compile(r"[0-9]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _HIGH_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_WHOLE_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 # Reader states.
 _START = 0  # before the value: whitespace, maybe a fence
@@ -180,10 +182,12 @@ class JsonReader:
             if state == _LITERAL:
                 i = self._read_literal(data, i, ops)
                 continue
-            i = _WHITESPACE.match(data, i).end()
-            if i == n:
-                break
             char = data[i]
+            if char in _SPACE:
+                i = _WHITESPACE.match(data, i).end()
+                if i == n:
+                    break
+                char = data[i]
             if state == _VALUE:
                 i = self._start_value(data, i, ops)
             elif state == _AFTER_ITEM:
@@ -208,9 +212,15 @@ class JsonReader:
                 i += 1
             elif state == _FIRST_KEY or state == _NEXT_KEY:
                 if char == '"':
-                    self._parts = []
-                    self._state = _KEY
-                    i += 1
+                    key = _whole_string(data, i + 1)
+                    if key is None:
+                        self._parts = []
+                        self._state = _KEY
+                        i += 1
+                    else:
+                        self._path = f"{self._stack[-1][1]}/{escape_pointer_token(key[0])}"
+                        self._state = _COLON
+                        i = key[1]
                 elif char == "}" and state == _FIRST_KEY:
                     i = self._close_container(i, ops)
                 else:
@@ -246,8 +256,15 @@ class JsonReader:
             self._value_start = self._base + i
         if char == '"':
             ops.append(Set(path, '""'))
-            self._state = _STRING
-            return i + 1
+            whole = _whole_string(data, i + 1)
+            if whole is None:
+                self._state = _STRING
+                return i + 1
+            if whole[0]:
+                ops.append(Append(path, whole[0]))
+            ops.append(End(path))
+            self._value_done(self._base + whole[1])
+            return whole[1]
         if char == "{" or char == "[":
             if len(self._stack) >= self._max_depth:
                 raise InvalidArgument(
@@ -260,11 +277,22 @@ class JsonReader:
             self._state = _FIRST_ITEM if is_array else _FIRST_KEY
             return i + 1
         if char in _NUMBER_CHARS and char not in "+.eE":
+            number = _WHOLE_NUMBER.match(data, i)
+            end = number.end() if number else i
+            if end > i and end < len(data) and data[end] not in _NUMBER_CHARS:
+                ops.append(Set(path, number.group()))
+                self._value_done(self._base + end)
+                return end
             self._parts = []
             self._number_state = _N_START
             self._state = _NUMBER
             return i
         literal = _LITERALS.get(char)
+        if literal is not None and data.startswith(literal, i):
+            end = i + len(literal)
+            ops.append(Set(path, literal))
+            self._value_done(self._base + end)
+            return end
         if literal is not None:
             self._literal = literal
             self._literal_matched = 0
@@ -382,6 +410,20 @@ class JsonReader:
         if i + len(tag) == n and tag.lower() == "json"[: len(tag)]:
             return ~(i - 3)
         return i
+
+
+def _whole_string(data: str, start: int) -> tuple[str, int] | None:
+    """(decoded text, index after the closing quote) when the string whose content starts
+    at `start` is complete and valid in `data`; else None, and the string is read piece by
+    piece, which also reports any error at its exact offset. Most strings in a document
+    fit in the piece that opens them: this is their fast path."""
+    try:
+        text, end = scanstring(data, start, False)
+    except JSONDecodeError:
+        return None
+    if _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return text, end
 
 
 def _closing_quote(data: str, i: int) -> int:
