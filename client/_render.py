@@ -22,12 +22,14 @@ def _quoted(text: str) -> str:
 
 def _shown(update: ChunkUpdate) -> str:
     output = update.output
+    # "+" marks what is new; on the final update "=" gives the whole text as well.
     if isinstance(output, ReasoningText):
-        text = output.message if update.final else output.message_chunk
-        return f"{output.title} [{output.status}] +{_quoted(text)}"
+        shown = f"{output.title} [{output.status}] +{_quoted(output.message_chunk)}"
+        return f"{shown} = {_quoted(output.message)}" if update.final else shown
     if isinstance(output, ReasoningFile):
         files = ", ".join(
-            f"{file.file_name} +{_quoted(file.text if update.final else file.text_chunk)}"
+            f"{file.file_name} +{_quoted(file.text_chunk)}"
+            + (f" = {_quoted(file.text)}" if update.final else "")
             for file in output.files
         )
         return f"{output.title} [{output.status}] {files}".rstrip()

@@ -244,3 +244,21 @@ def test_tls_and_a_token_from_the_environment(tmp_path):
         assert refused.stderr.startswith("chunkwise: UNAUTHENTICATED")
     finally:
         server.close()
+
+
+def test_a_final_line_shows_the_new_text_and_the_whole_text():
+    from client import ChunkUpdate, ReasoningText
+    from client._render import line
+
+    output = ReasoningText("p", "Creating a plan...", "", "ort", "1. Report", "completed")
+    shown = line(
+        ChunkUpdate(
+            "p",
+            4,
+            delta='ort"}',
+            output=output,
+            final=True,
+            complete_text='{"plan_markdown": "1. Report"}',
+        )
+    )
+    assert '+"ort"' in shown and '= "1. Report"' in shown and "[final]" in shown
