@@ -72,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
         help="PEM file of the CA that signed the server's certificate (implies --tls; "
         "default: the system's roots)",
     )
+    connection.add_argument(
+        "--client-cert",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="PEM certificate for a server that requires client certificates (mutual TLS; "
+        "implies --tls; needs --client-key)",
+    )
+    connection.add_argument(
+        "--client-key",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="PEM private key of --client-cert",
+    )
 
     parser = argparse.ArgumentParser(
         prog="chunkwise",
@@ -162,7 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.timeout = getattr(args, "timeout", None)
     args.token = getattr(args, "token", None) or os.environ.get("CHUNKWISE_TOKEN") or None
     try:
-        credentials = _credentials(getattr(args, "tls", False), getattr(args, "ca_cert", None))
+        credentials = _credentials(
+            getattr(args, "tls", False),
+            getattr(args, "ca_cert", None),
+            getattr(args, "client_cert", None),
+            getattr(args, "client_key", None),
+        )
         with Client(
             args.target, timeout=args.timeout, token=args.token, credentials=credentials
         ) as chunkwise:
@@ -188,13 +206,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
 
 
-def _credentials(tls: bool, ca_cert: Path | None) -> grpc.ChannelCredentials | None:
-    if ca_cert is not None:
-        try:
-            return grpc.ssl_channel_credentials(root_certificates=ca_cert.read_bytes())
-        except OSError as exc:
-            raise ValueError(f"cannot read --ca-cert {ca_cert}: {exc.strerror}") from exc
-    return grpc.ssl_channel_credentials() if tls else None
+def _credentials(
+    tls: bool, ca_cert: Path | None, client_cert: Path | None, client_key: Path | None
+) -> grpc.ChannelCredentials | None:
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("--client-cert and --client-key go together")
+    if not (tls or ca_cert or client_cert):
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read_pem("--ca-cert", ca_cert),
+        private_key=_read_pem("--client-key", client_key),
+        certificate_chain=_read_pem("--client-cert", client_cert),
+    )
+
+
+def _read_pem(flag: str, path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {flag} {path}: {exc.strerror}") from exc
 
 
 def _complain(message: str) -> None:

@@ -262,3 +262,36 @@ def test_a_final_line_shows_the_new_text_and_the_whole_text():
         )
     )
     assert '+"ort"' in shown and '= "1. Report"' in shown and "[final]" in shown
+
+
+def test_mutual_tls_with_a_client_certificate(tmp_path: Path):
+    from certificates import make_pki
+    from grpc_server import ServerProcess
+
+    pki = make_pki(tmp_path)
+    server = ServerProcess(
+        "--tls-cert",
+        str(pki.server.cert),
+        "--tls-key",
+        str(pki.server.key),
+        "--tls-client-ca",
+        str(pki.ca.cert),
+    )
+    try:
+        common = ("--target", f"localhost:{server.port}", "--ca-cert", str(pki.ca.cert))
+        with_cert = run(
+            *common,
+            "--client-cert",
+            str(pki.client.cert),
+            "--client-key",
+            str(pki.client.key),
+            "processors",
+        )
+        assert with_cert.returncode == 0, with_cert.stderr
+        assert "plan" in with_cert.stdout
+        without = run(*common, "processors")
+        assert without.returncode != 0
+        half = run(*common, "--client-cert", str(pki.client.cert), "processors")
+        assert half.returncode == 2 and "--client-key" in half.stderr
+    finally:
+        server.close()
