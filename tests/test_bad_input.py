@@ -19,8 +19,7 @@ import grpc
 import pytest
 from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
-
-from tests.grpc_server import TIMEOUT, Conversation
+from grpc_server import TIMEOUT, Conversation
 
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
