@@ -213,6 +213,7 @@ def test_streaming_parser_returns_a_result_for_anything(steps):
             )
             assert isinstance(result, ChunkResult), f"process raised {result!r}"
             assert (result.chunk_id, result.sequence) == (chunk_id, step.sequence)
+            assert result.final or not result.complete_text
             if result.error is not None:
                 assert isinstance(result.error, EngineError)
                 assert result.error.status_hint in STATUSES

@@ -318,6 +318,15 @@ def test_sequence_zero_is_never_a_duplicate():
     assert parser.complete_text("z") == TextInfo("aaa", 4, "text")
 
 
+def test_a_chunk_with_an_empty_delta_counts_as_applied():
+    parser = StreamingParser()
+    parser.process("e", "abc", sequence=1)
+    same = parser.process("e", "abc", sequence=2)  # AUTO: nothing new, still applied
+    assert (same.delta, same.duplicate) == ("", False)
+    assert parser.complete_text("e") == TextInfo("abc", 2, "text")
+    assert parser.process("e", "abcd", sequence=2).duplicate
+
+
 def test_invalid_json_counts_as_applied():
     parser = StreamingParser()
     parser.process("b", "nope", processor_type="json", mode=APPEND, sequence=1)
