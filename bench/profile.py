@@ -16,8 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 # A sample whose stack shows the thread waiting for work is idle, not CPU: native stacks
-# include blocked threads (the event loop in epoll, idle executor workers, grpc's poller).
-IDLE_MARKERS = ("epoll_wait", "_queue_SimpleQueue_get", "EpollSelector.select", "poll (libc")
+# include blocked threads (the event loop and grpc's poller in epoll near the leaf, and
+# executor workers parked anywhere below their queue's get).
+IDLE_LEAF_MARKERS = ("epoll_wait", "EpollSelector.select", "poll (libc")
+IDLE_ANYWHERE_MARKERS = ("_queue_SimpleQueue_get",)
 
 
 def _location(frame: str) -> str:
@@ -73,7 +75,9 @@ _OURS = ("engine", "servicer (server/)")
 def bucket_of(frames: list[str]) -> str:
     """The bucket of the frame nearest the leaf that has one: time in a lock taken by the
     engine counts as locks, a protobuf constructor called by the servicer as protobuf."""
-    if any(marker in frame for frame in frames[-3:] for marker in IDLE_MARKERS):
+    if any(marker in frame for frame in frames[-3:] for marker in IDLE_LEAF_MARKERS) or any(
+        marker in frame for frame in frames for marker in IDLE_ANYWHERE_MARKERS
+    ):
         return "idle"
     for frame in reversed(frames):
         bucket = _frame_bucket(frame)

@@ -209,12 +209,14 @@ RAW_PROFILE = [
     "main (server/cli.py:1);y (server/servicer.py:4);PyUpb_Message_Init (_message.abi3.so) 20",
     "main (server/cli.py:1);select (selectors.py:5);epoll_wait (libc.so.6) 40",
     "Thread.run (threading.py:6);0x7f (grpc/_cython/cygrpc.so) 10",
+    "_worker (concurrent/futures/thread.py:81);_queue_SimpleQueue_get (_queuemodule.c.h:177);"
+    "PyThread_acquire_lock_timed (libpython3.11.so.1.0);0x7fbe (libc.so.6);0x7fbf (libc.so.6) 25",
 ]
 
 
 def test_profile_buckets_skip_idle_and_go_to_the_frame_nearest_the_leaf():
     summary = profile.summarize(profile.parse_raw(RAW_PROFILE))
-    assert summary["samples"] == 100 and summary["busy_samples"] == 60
+    assert summary["samples"] == 125 and summary["busy_samples"] == 60
     buckets = dict(summary["buckets"])
     assert buckets == pytest.approx(
         {"engine": 0.5, "protobuf": 1 / 3, "grpc (cygrpc, grpc.aio)": 1 / 6}
