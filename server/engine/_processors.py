@@ -40,26 +40,20 @@ COMPLETED = "completed"
 
 
 class TextParts:
-    """A string built from many small pieces. Small str objects cost ~50 bytes each, so the
-    newest pieces are folded into one every FOLD pieces: memory stays near the text's own
-    size and each piece is copied a bounded number of times."""
+    """A string built from many small pieces, kept as UTF-8. A Python str of text with one
+    emoji in it takes 4 bytes a character, and a small str object costs ~50 bytes; a
+    bytearray costs about one byte a byte and grows in place."""
 
-    FOLD = 64
-    __slots__ = ("_folded", "_recent")
+    __slots__ = ("_utf8",)
 
     def __init__(self) -> None:
-        self._folded: list[str] = []
-        self._recent: list[str] = []
+        self._utf8 = bytearray()
 
     def append(self, text: str) -> None:
-        recent = self._recent
-        recent.append(text)
-        if len(recent) >= self.FOLD:
-            self._folded.append("".join(recent))
-            recent.clear()
+        self._utf8 += text.encode("utf-8", "surrogatepass")
 
     def value(self) -> str:
-        return "".join(self._folded) + "".join(self._recent)
+        return self._utf8.decode("utf-8", "surrogatepass")
 
 
 class TextProcessor:
