@@ -1,6 +1,6 @@
 """`python -m bench [engine|service|all] [--quick]`: run the benches, print the report.
 
-The full run takes about 15 minutes on 2 cores; `--quick` about two, with smaller
+The full run takes about 15 minutes on 2 cores; `--quick` under two, with smaller
 documents, shorter loads and fewer repeats, for trying things (its figures are noisier).
 """
 
@@ -44,7 +44,7 @@ def _loadavg() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("what", nargs="?", choices=("engine", "service", "all"), default="all")
-    parser.add_argument("--quick", action="store_true", help="about two minutes, noisier")
+    parser.add_argument("--quick", action="store_true", help="under two minutes, noisier figures")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
     parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks here")

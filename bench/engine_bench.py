@@ -58,11 +58,11 @@ QUICK = EngineConfig(
     small_sizes=(16 * KB,),
     estimate_sizes=(16 * KB, 256 * KB),
     samples=7,
-    sample_budget_s=2.0,
+    sample_budget_s=1.0,
     full_reparse_peers=("original", "jiter"),
     memory_ids=200,
     memory_text_bytes=16 * KB,
-    peer_budget_s=5.0,
+    peer_budget_s=2.0,
 )
 
 REPARSER_KEYS = {

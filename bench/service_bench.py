@@ -79,12 +79,12 @@ QUICK = ServiceConfig(
     throughput=_THROUGHPUT,
     latency=_LATENCY,
     processors=("text", "json"),
-    warmup=1.0,
-    duration=2.0,
+    warmup=0.5,
+    duration=1.5,
     latency_warmup=1.0,
-    latency_duration=3.0,
+    latency_duration=2.0,
     profile_load=_THROUGHPUT[1],
-    profile_seconds=3.0,
+    profile_seconds=2.0,
 )
 
 
