@@ -29,15 +29,18 @@ def error_message(code: grpc.StatusCode, message: str) -> pb.Error:
 
 
 def chunk_response(result: ChunkResult) -> pb.ProcessChunksResponse:
-    response = pb.ProcessChunksResponse(
-        chunk_id=result.chunk_id,
-        sequence=result.sequence,
-        delta=result.delta,
-        final=result.final,
-        complete_text=result.complete_text,
-        reset=result.reset,
-        duplicate=result.duplicate,
-    )
+    # Built field by field, defaults left out: this runs once per message, and every
+    # keyword given to a protobuf constructor costs time even when it is a default.
+    response = pb.ProcessChunksResponse(chunk_id=result.chunk_id, delta=result.delta)
+    if result.sequence:
+        response.sequence = result.sequence
+    if result.final:
+        response.final = True
+        response.complete_text = result.complete_text
+    if result.reset:
+        response.reset = True
+    if result.duplicate:
+        response.duplicate = True
     if result.output is not None:
         _fill_output(response.output, result.output)
     if result.error is not None:
@@ -49,8 +52,16 @@ def _fill_output(message: pb.ProcessedOutput, output: Output) -> None:
     if isinstance(output, PartialJson):
         # An empty delta list still selects the `json` arm of the oneof.
         message.json.SetInParent()
-        message.json.value_json = output.value_json
-        message.json.deltas.extend(_json_delta(op) for op in output.deltas)
+        if output.value_json:
+            message.json.value_json = output.value_json
+        add = message.json.deltas.add
+        for op in output.deltas:
+            if type(op) is Set:
+                add(path=op.path, set_json=op.json)
+            elif type(op) is Append:
+                add(path=op.path, append=op.text)
+            else:
+                raise TypeError(f"unknown JSON operation {type(op).__name__}")
     elif isinstance(output, ReasoningText):
         message.text.CopyFrom(
             pb.ReasoningText(
@@ -74,14 +85,6 @@ def _fill_output(message: pb.ProcessedOutput, output: Output) -> None:
         )
     else:
         raise TypeError(f"unknown processor output {type(output).__name__}")
-
-
-def _json_delta(op: Set | Append) -> pb.JsonDelta:
-    if isinstance(op, Set):
-        return pb.JsonDelta(path=op.path, set_json=op.json)
-    if isinstance(op, Append):
-        return pb.JsonDelta(path=op.path, append=op.text)
-    raise TypeError(f"unknown JSON operation {type(op).__name__}")
 
 
 def _file_delta(delta: FileDelta) -> pb.FileDelta:
