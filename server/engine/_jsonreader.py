@@ -417,6 +417,10 @@ def _whole_string(data: str, start: int) -> tuple[str, int] | None:
     at `start` is complete and valid in `data`; else None, and the string is read piece by
     piece, which also reports any error at its exact offset. Most strings in a document
     fit in the piece that opens them: this is their fast path."""
+    # Look for the end first: an exception per unfinished string would cost more than
+    # the search, and JSONDecodeError counts the lines of all of `data`.
+    if _closing_quote(data, start) < 0:
+        return None
     try:
         text, end = scanstring(data, start, False)
     except JSONDecodeError:
