@@ -93,9 +93,6 @@ class StreamingParser:
         """Forget ids idle past the TTL; returns how many. Call it every second or so."""
         return self._store.expire(self._clock())
 
-    def tracked_ids(self) -> int:
-        return len(self._store)
-
     # -- one request -----------------------------------------------------------------------
 
     def _check_id(self, chunk_id: str) -> None:

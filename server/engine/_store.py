@@ -91,9 +91,6 @@ class MemoryStore:
         self._final_results: OrderedDict[Key, int] = OrderedDict()  # key -> cached chars
         self._final_chars = 0
 
-    def __len__(self) -> int:
-        return len(self._live)
-
     def open(self, key: Key, sequence: int, now: float) -> IdState | Finished:
         """The live state of `key`, touched; or, for a duplicate of a finished id, its
         record; or a new state, which `admit` makes count once its first request is

@@ -113,9 +113,3 @@ class Tracker:
         if self.mode is DeltaMode.SNAPSHOT:
             return self._snapshot
         return self._buffer.decode()
-
-    @property
-    def byte_length(self) -> int:
-        if self.mode is DeltaMode.SNAPSHOT:
-            return len(self._snapshot.encode())
-        return len(self._buffer)
