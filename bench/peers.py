@@ -49,10 +49,10 @@ def close_partial_json(buffer: str) -> str:
     return buffer + closing + "".join(reversed(stack))
 
 
-class OriginalReparser:
-    """Close the open string and brackets on the whole buffer, then `json.loads` it."""
+class _Reparser:
+    """Keeps the whole prefix and parses all of it on every chunk; subclasses say how."""
 
-    name = "original (close + json.loads)"
+    name: str
 
     def __init__(self) -> None:
         self._buffer = ""
@@ -63,26 +63,29 @@ class OriginalReparser:
 
     @staticmethod
     def parse_prefix(prefix: str) -> Any:
-        try:
-            return json.loads(close_partial_json(prefix))
-        except ValueError:
-            return None  # the original kept its previous output on a parse failure
+        raise NotImplementedError
 
     def close(self) -> Any:
         return json.loads(self._buffer)
 
 
-class JiterReparser:
+class OriginalReparser(_Reparser):
+    """Close the open string and brackets on the whole buffer, then `json.loads` it."""
+
+    name = "original (close + json.loads)"
+
+    @staticmethod
+    def parse_prefix(prefix: str) -> Any:
+        try:
+            return json.loads(close_partial_json(prefix))
+        except ValueError:
+            return None  # the original kept its previous output on a parse failure
+
+
+class JiterReparser(_Reparser):
     """`jiter.from_json(prefix, partial_mode="trailing-strings")` on every chunk."""
 
     name = "jiter re-parse"
-
-    def __init__(self) -> None:
-        self._buffer = ""
-
-    def feed(self, chunk: str) -> Any:
-        self._buffer += chunk
-        return self.parse_prefix(self._buffer)
 
     @staticmethod
     def parse_prefix(prefix: str) -> Any:
@@ -98,18 +101,16 @@ class JiterReparser:
 
         return jiter.from_json(self._buffer.encode())
 
+    def close(self) -> Any:
+        import jiter
 
-class PartialJsonParserReparser:
+        return jiter.from_json(self._buffer.encode())
+
+
+class PartialJsonParserReparser(_Reparser):
     """`partial_json_parser.loads(prefix)` on every chunk."""
 
     name = "partial_json_parser re-parse"
-
-    def __init__(self) -> None:
-        self._buffer = ""
-
-    def feed(self, chunk: str) -> Any:
-        self._buffer += chunk
-        return self.parse_prefix(self._buffer)
 
     @staticmethod
     def parse_prefix(prefix: str) -> Any:
@@ -119,9 +120,6 @@ class PartialJsonParserReparser:
             return partial_json_parser.loads(prefix)
         except Exception:  # it raises its own error types, and ValueError, on some prefixes
             return None
-
-    def close(self) -> Any:
-        return json.loads(self._buffer)
 
 
 class IjsonPeer:
