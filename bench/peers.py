@@ -101,11 +101,6 @@ class JiterReparser(_Reparser):
 
         return jiter.from_json(self._buffer.encode())
 
-    def close(self) -> Any:
-        import jiter
-
-        return jiter.from_json(self._buffer.encode())
-
 
 class PartialJsonParserReparser(_Reparser):
     """`partial_json_parser.loads(prefix)` on every chunk."""
