@@ -149,11 +149,18 @@ def _channels(target: str, count: int) -> list[grpc.aio.Channel]:
     return [grpc.aio.insecure_channel(target, options=options) for _ in range(count)]
 
 
-async def run_closed(args: argparse.Namespace) -> dict:
+async def _connect(
+    args: argparse.Namespace,
+) -> tuple[list[grpc.aio.Channel], list[streaming_pb2_grpc.StreamingParserStub]]:
+    """The run's channels, each ready, and a stub on each."""
     channels = _channels(args.target, args.channels)
     for channel in channels:
         await asyncio.wait_for(channel.channel_ready(), 10)
-    stubs = [streaming_pb2_grpc.StreamingParserStub(ch) for ch in channels]
+    return channels, [streaming_pb2_grpc.StreamingParserStub(ch) for ch in channels]
+
+
+async def run_closed(args: argparse.Namespace) -> dict:
+    channels, stubs = await _connect(args)
     chunks = _doc_chunks(args.processor, args.chunk_bytes)
     tally = Tally()
     stop = asyncio.Event()
@@ -189,10 +196,7 @@ async def run_closed(args: argparse.Namespace) -> dict:
 
 
 async def run_open(args: argparse.Namespace) -> dict:
-    channels = _channels(args.target, args.channels)
-    for channel in channels:
-        await asyncio.wait_for(channel.channel_ready(), 10)
-    stubs = [streaming_pb2_grpc.StreamingParserStub(ch) for ch in channels]
+    channels, stubs = await _connect(args)
     chunks = _doc_chunks(args.processor, args.chunk_bytes)
     tally = Tally()
     rng = random.Random(7)
