@@ -56,7 +56,9 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         self,
         request_iterator: AsyncIterator[pb.ProcessChunksRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[pb.ProcessChunksResponse]:
+    ) -> None:
+        # read() and write() rather than `async for` and `yield`: each async generator layer
+        # costs a few microseconds per message, a measurable share of a 16-byte chunk's cost.
         loop = asyncio.get_running_loop()
         # Before the first request is read: a refused stream fails with no response at all.
         namespace = await self._authenticator.namespace(context)
@@ -66,17 +68,18 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         peer = context.peer()
         _log.debug("stream opened", extra={"fields": {"peer": peer}})
         try:
-            # Each response is awaited before the next request is read: per-stream order.
-            async for request in request_iterator:
+            # Each response is written before the next request is read: per-stream order.
+            while (request := await context.read()) is not grpc.aio.EOF:
                 count += 1
                 # A final response carries the whole text and output, so it is built off
                 # the loop too, however small its chunk.
                 if request.final or len(request.chunk) >= self._offload_chars:
-                    yield await loop.run_in_executor(
+                    response = await loop.run_in_executor(
                         self._executor, self._answer, request, namespace
                     )
                 else:
-                    yield self._answer(request, namespace)
+                    response = self._answer(request, namespace)
+                await context.write(response)
         finally:
             _log.debug("stream closed", extra={"fields": {"peer": peer, "requests": count}})
 
