@@ -298,7 +298,8 @@ def test_tracker_returns_a_delta_or_refuses_within_the_limit(chunks, mode, limit
             assert isinstance(got, ResourceExhausted)
             assert tracker.text == before
         else:
-            assert tracker.text == (got.text if got.reset else before + got.text)
+            delta, reset = got
+            assert tracker.text == (delta if reset else before + delta)
         if limit is not None:
             assert len(tracker.text.encode()) <= limit
 

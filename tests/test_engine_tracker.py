@@ -10,16 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.engine import ResourceExhausted
-from server.engine._tracker import Delta, DeltaMode, Tracker
+from server.engine._tracker import DeltaMode, Tracker
 
 
 def run(mode: DeltaMode, chunks: list[str]) -> tuple[list[str], str]:
     tracker = Tracker(mode)
     deltas = []
     for chunk in chunks:
-        delta = tracker.add(chunk)
-        assert not delta.reset or mode is DeltaMode.SNAPSHOT
-        deltas.append(delta.text)
+        delta, reset = tracker.add(chunk)
+        assert not reset or mode is DeltaMode.SNAPSHOT
+        deltas.append(delta)
     return deltas, tracker.text
 
 
@@ -127,7 +127,7 @@ def test_snapshot_of_growing_text_gives_each_extension(fragments):
     tracker, text = Tracker(DeltaMode.SNAPSHOT), ""
     for fragment in fragments:
         text += fragment
-        assert tracker.add(text) == Delta(fragment, False)
+        assert tracker.add(text) == (fragment, False)
     assert tracker.text == text
 
 
@@ -165,7 +165,7 @@ def test_append_text_limit_counts_utf8_bytes_and_changes_nothing():
     with pytest.raises(ResourceExhausted):
         tracker.add("éa", max_text_bytes=5)  # would be 6 bytes, though 4 code points
     assert tracker.text == "aé"
-    assert tracker.add("é", max_text_bytes=5) == Delta("é", False)  # exactly 5: fine
+    assert tracker.add("é", max_text_bytes=5) == ("é", False)  # exactly 5: fine
     assert tracker.text == "aéé"
 
 
@@ -177,7 +177,7 @@ def test_auto_text_limit_leaves_last_seen_as_it_was():
     assert tracker.text == "abc"
     # last_seen is still "abc", so "abcd" is a snapshot adding "d"; had the refused chunk
     # become last_seen, "abcd" would be a whole new fragment and pass the limit.
-    assert tracker.add("abcd", max_text_bytes=6) == Delta("d", False)
+    assert tracker.add("abcd", max_text_bytes=6) == ("d", False)
     assert tracker.text == "abcd"
 
 
@@ -189,8 +189,8 @@ def test_snapshot_text_limit_applies_to_rewrites_too():
     with pytest.raises(ResourceExhausted):
         tracker.add("xyzéé", max_text_bytes=4)
     assert tracker.text == "abc"
-    assert tracker.add("abcd", max_text_bytes=4) == Delta("d", False)
-    assert tracker.add("zz", max_text_bytes=4) == Delta("zz", True)
+    assert tracker.add("abcd", max_text_bytes=4) == ("d", False)
+    assert tracker.add("zz", max_text_bytes=4) == ("zz", True)
     assert tracker.text == "zz"
 
 

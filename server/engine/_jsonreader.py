@@ -83,6 +83,10 @@ _N_ACCEPT = frozenset({_N_ZERO, _N_INT, _N_FRAC, _N_EXP})
 _NUMBER_CHARS = frozenset("0123456789+-.eE")
 _LITERALS = {"t": "true", "f": "false", "n": "null"}
 
+# Ops are built as `_new(Set, (path, json))`: a NamedTuple's own constructor is a Python
+# function and costs twice as much, and a chunk makes a few ops.
+_new = tuple.__new__
+
 
 def _describe(char: str) -> str:
     if char == "'":
@@ -103,11 +107,13 @@ class JsonReader:
     """Reads one JSON value fed in pieces; emits Set / Append / End ops as they become
     certain (see ``_outputs``).
 
-    ``feed("")`` does nothing. After an error, every call raises that error again.
+    ``feed("")`` does nothing. After an error, every call raises that error again. With
+    ``ends=False`` no End op is emitted, for a reader of the ops that does not need them.
     """
 
-    def __init__(self, *, max_depth: int = 512) -> None:
+    def __init__(self, *, max_depth: int = 512, ends: bool = True) -> None:
         self._max_depth = max_depth
+        self._ends = ends
         self._state = _START
         self._pending = ""
         self._base = 0  # offset of the first character of the next feed's data
@@ -255,14 +261,15 @@ class JsonReader:
         if not self._stack and self._value_start < 0:
             self._value_start = self._base + i
         if char == '"':
-            ops.append(Set(path, '""'))
+            ops.append(_new(Set, (path, '""')))
             whole = _whole_string(data, i + 1)
             if whole is None:
                 self._state = _STRING
                 return i + 1
             if whole[0]:
-                ops.append(Append(path, whole[0]))
-            ops.append(End(path))
+                ops.append(_new(Append, (path, whole[0])))
+            if self._ends:
+                ops.append(_new(End, (path,)))
             self._value_done(self._base + whole[1])
             return whole[1]
         if char == "{" or char == "[":
@@ -272,7 +279,7 @@ class JsonReader:
                     f"at offset {self._base + i}"
                 )
             is_array = char == "["
-            ops.append(Set(path, "[]" if is_array else "{}"))
+            ops.append(_new(Set, (path, "[]" if is_array else "{}")))
             self._stack.append([is_array, path, 0])
             self._state = _FIRST_ITEM if is_array else _FIRST_KEY
             return i + 1
@@ -280,7 +287,7 @@ class JsonReader:
             number = _WHOLE_NUMBER.match(data, i)
             end = number.end() if number else i
             if end > i and end < len(data) and data[end] not in _NUMBER_CHARS:
-                ops.append(Set(path, number.group()))
+                ops.append(_new(Set, (path, number.group())))
                 self._value_done(self._base + end)
                 return end
             self._parts = []
@@ -290,7 +297,7 @@ class JsonReader:
         literal = _LITERALS.get(char)
         if literal is not None and data.startswith(literal, i):
             end = i + len(literal)
-            ops.append(Set(path, literal))
+            ops.append(_new(Set, (path, literal)))
             self._value_done(self._base + end)
             return end
         if literal is not None:
@@ -308,7 +315,9 @@ class JsonReader:
             self._value_end = end
 
     def _close_container(self, i: int, ops: list[JsonOp]) -> int:
-        ops.append(End(self._stack.pop()[1]))
+        path = self._stack.pop()[1]
+        if self._ends:
+            ops.append(_new(End, (path,)))
         self._value_done(self._base + i + 1)
         return i + 1
 
@@ -322,13 +331,14 @@ class JsonReader:
             text = self._decode(data, i, stop)
             if text:
                 if self._state == _STRING:
-                    ops.append(Append(self._path, text))
+                    ops.append(_new(Append, (self._path, text)))
                 else:
                     self._parts.append(text)
         if close < 0:
             return ~stop if stop < n else n
         if self._state == _STRING:
-            ops.append(End(self._path))
+            if self._ends:
+                ops.append(_new(End, (self._path,)))
             self._value_done(self._base + close + 1)
         else:
             key = "".join(self._parts)
@@ -338,8 +348,14 @@ class JsonReader:
         return close + 1
 
     def _decode(self, data: str, start: int, stop: int) -> str:
+        text = data[start:stop]
+        if "\\" not in text:
+            # Nothing to decode: raw control characters are accepted as they are.
+            if _SURROGATE.search(text):
+                text = _SURROGATE.sub("\ufffd", text)
+            return text
         try:
-            text, _ = scanstring(data[start:stop] + '"', 0, False)
+            text, _ = scanstring(text + '"', 0, False)
         except JSONDecodeError as exc:
             what, bad = _escape_error(data, start + exc.pos)
             raise self._fail(what, self._base + bad) from None
@@ -370,7 +386,7 @@ class JsonReader:
         return i
 
     def _end_number(self, ops: list[JsonOp], end: int) -> None:
-        ops.append(Set(self._path, "".join(self._parts)))
+        ops.append(_new(Set, (self._path, "".join(self._parts))))
         self._parts = []
         self._value_done(end)
 
@@ -387,7 +403,7 @@ class JsonReader:
         i += take
         self._literal_matched = matched
         if matched == len(literal):
-            ops.append(Set(self._path, literal))
+            ops.append(_new(Set, (self._path, literal)))
             self._value_done(self._base + i)
         return i
 

@@ -24,6 +24,7 @@ from ._store import Finished, IdState, Key, MemoryStore
 from ._tracker import DeltaMode, Tracker
 
 _MODE_NAMES = ", ".join(f"{m.value} ({m.name})" for m in DeltaMode)
+_MODE_NUMBERS = frozenset(m.value for m in DeltaMode)
 
 
 class StreamingParser:
@@ -64,9 +65,13 @@ class StreamingParser:
                 entry = self._store.open(key, sequence, self._clock())
                 if isinstance(entry, Finished):
                     return _finished_duplicate(chunk_id, sequence, final, entry)
-                with entry.lock:
+                lock = entry.lock
+                lock.acquire()  # not `with`: see MemoryStore.open
+                try:
                     if entry.alive:
                         return self._apply(key, entry, chunk, processor_type, mode, final, sequence)
+                finally:
+                    lock.release()
         except EngineError as exc:
             return ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc)
 
@@ -104,7 +109,7 @@ class StreamingParser:
 
     def _check_request(self, chunk_id: str, chunk: str, processor_type: str, mode: int) -> None:
         self._check_id(chunk_id)
-        if mode and mode not in DeltaMode._value2member_map_:
+        if mode and mode not in _MODE_NUMBERS:
             raise InvalidArgument(f"unknown delta mode {mode}; known: {_MODE_NAMES}")
         if processor_type and processor_type not in self._factories:
             known = ", ".join(sorted(self._factories))
@@ -124,48 +129,47 @@ class StreamingParser:
         sequence: int,
     ) -> ChunkResult:
         chunk_id = key[1]
-        if not state.applied:
+        applied = state.applied
+        if not applied:
             self._start(state, chunk_id, processor_type, mode)
         else:
-            _check_same(state, processor_type, mode)
+            if (processor_type and processor_type != state.processor_type) or (
+                mode and mode != state.mode
+            ):
+                raise _changed(state, processor_type, mode)
             if sequence and sequence <= state.last_sequence:
                 return _live_duplicate(chunk_id, sequence, state)
+        tracker = state.tracker
         try:
-            delta = state.tracker.add(chunk, max_text_bytes=self.limits.max_text_bytes)
+            delta, reset = tracker.add(chunk, max_text_bytes=self.limits.max_text_bytes)
         except EngineError:
-            if not state.applied:
+            if not applied:
                 self._store.discard(key, state)
             raise
-        if not state.applied:
+        if not applied:
             state.applied = True
             self._store.admit(key)
         if sequence:
             state.last_sequence = sequence
-        if delta.reset:
+        if reset:
             state.processor = self._new_processor(state.processor_type, chunk_id)
             state.failed = False
         output = error = None
-        if not state.failed and (delta.text or final):
+        if (delta or final) and not state.failed:
             try:
                 output = state.processor.process(
-                    delta.text, final=final, complete_text=lambda: state.tracker.text
+                    delta, final=final, complete_text=lambda: tracker.text
                 )
             except InvalidArgument as exc:
                 state.failed = True
                 error = exc
-        result = ChunkResult(
-            chunk_id=chunk_id,
-            sequence=sequence,
-            delta=delta.text,
-            output=output,
-            error=error,
-            final=final,
-            complete_text=state.tracker.text if final else "",
-            reset=delta.reset,
-        )
         if final:
+            result = ChunkResult(
+                chunk_id, sequence, delta, output, error, True, tracker.text, reset
+            )
             self._store.finish(key, state, result, self._clock())
         else:
+            result = ChunkResult(chunk_id, sequence, delta, output, error, False, "", reset)
             state.remember(result)
         return result
 
@@ -181,17 +185,16 @@ class StreamingParser:
         return factory(chunk_id, max_json_depth=self.limits.max_json_depth)
 
 
-def _check_same(state: IdState, processor_type: str, mode: int) -> None:
+def _changed(state: IdState, processor_type: str, mode: int) -> FailedPrecondition:
     if processor_type and processor_type != state.processor_type:
-        raise FailedPrecondition(
+        return FailedPrecondition(
             f"chunk id uses processor {state.processor_type!r}, not {processor_type!r}; "
             "clear it or use another id"
         )
-    if mode and mode != state.mode:
-        raise FailedPrecondition(
-            f"chunk id uses mode {state.mode.name}, not {DeltaMode(mode).name}; "
-            "clear it or use another id"
-        )
+    return FailedPrecondition(
+        f"chunk id uses mode {state.mode.name}, not {DeltaMode(mode).name}; "
+        "clear it or use another id"
+    )
 
 
 def _live_duplicate(chunk_id: str, sequence: int, state: IdState) -> ChunkResult:

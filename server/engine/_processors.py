@@ -71,9 +71,12 @@ class TextProcessor:
 class _JsonOpsProcessor:
     """Feeds the id's text to a JsonReader; subclasses turn ops into outputs."""
 
+    #: Whether the subclass reads End ops; without them the reader makes fewer objects.
+    needs_ends: ClassVar[bool] = True
+
     def __init__(self, chunk_id: str, *, max_json_depth: int = 512) -> None:
         self.chunk_id = chunk_id
-        self._reader = JsonReader(max_depth=max_json_depth)
+        self._reader = JsonReader(max_depth=max_json_depth, ends=self.needs_ends)
 
     def _read(self, new_text: str, final: bool) -> list[JsonOp]:
         ops = self._reader.feed(new_text) if new_text else []
@@ -87,12 +90,15 @@ class JsonProcessor(_JsonOpsProcessor):
         "One JSON value; PartialJson deltas (RFC 6901 paths) that rebuild it as it grows."
     )
 
+    needs_ends = False
+
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
     ) -> Output | None:
-        deltas = [op for op in self._read(new_text, final) if type(op) is not End]
         if not final:
+            deltas = self._reader.feed(new_text) if new_text else None
             return PartialJson(deltas) if deltas else None
+        deltas = self._read(new_text, final)
         start, end = self._reader.value_span
         return PartialJson(deltas, value_json=strict_json(complete_text()[start:end]))
 
