@@ -29,6 +29,7 @@ the whole text anyway, and comparing against it is O(len(chunk)).
 from __future__ import annotations
 
 import enum
+
 from ._errors import ResourceExhausted
 
 
