@@ -80,3 +80,67 @@ class ReasoningFile:
 
 
 Output = PartialJson | ReasoningText | ReasoningFile
+
+
+# -- outputs kept for duplicates ---------------------------------------------------------
+#
+# The engine keeps each id's recent outputs to answer duplicates: thousands of them on a
+# busy server. As objects they are tracked by the garbage collector, whose collections walk
+# every tracked young object and took tens of milliseconds. A flat exact tuple of strings,
+# numbers and booleans is untracked by the collector's first pass over it (a nested one may
+# take several passes), so that is the form they are kept in.
+
+_JSON, _TEXT, _FILE, _OTHER = 0, 1, 2, 3
+_FILE_FIELDS = 7
+_new = tuple.__new__
+
+
+def freeze(output: Output | object | None) -> tuple:
+    """`output` as one flat tuple; `thaw` gives it back. A plugin's own output type is kept
+    as it is, inside the tuple."""
+    kind = type(output)
+    if output is None:
+        return ()
+    if kind is PartialJson:
+        flat: list = [_JSON, output.value_json]
+        for op in output.deltas:
+            flat += (type(op) is Set, op[0], op[1])
+        return tuple(flat)
+    if kind is ReasoningText:
+        o = output
+        return (_TEXT, o.id, o.title, o.secondary_title, o.message_chunk, o.message, o.status)
+    if kind is ReasoningFile:
+        o = output
+        flat = [_FILE, o.id, o.title, o.secondary_title, o.status]
+        for f in o.files:
+            flat += (
+                f.id,
+                f.file_type,
+                f.file_name,
+                f.version_number,
+                f.status,
+                f.text_chunk,
+                f.text,
+            )
+        return tuple(flat)
+    return (_OTHER, output)
+
+
+def thaw(frozen: tuple) -> Output | object | None:
+    if not frozen:
+        return None
+    kind = frozen[0]
+    if kind == _JSON:
+        ops = [
+            _new(Set if frozen[k] else Append, (frozen[k + 1], frozen[k + 2]))
+            for k in range(2, len(frozen), 3)
+        ]
+        return PartialJson(ops, frozen[1])
+    if kind == _TEXT:
+        return ReasoningText(*frozen[1:])
+    if kind == _FILE:
+        files = [
+            FileDelta(*frozen[k : k + _FILE_FIELDS]) for k in range(5, len(frozen), _FILE_FIELDS)
+        ]
+        return ReasoningFile(*frozen[1:5], files)
+    return frozen[1]

@@ -201,12 +201,13 @@ def _live_duplicate(chunk_id: str, sequence: int, state: IdState) -> ChunkResult
     first = state.recall(sequence)
     if first is None:
         return ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
+    delta, output, reset = first
     return ChunkResult(
         chunk_id=chunk_id,
         sequence=sequence,
-        delta=first.delta,
-        output=first.output,
-        reset=first.reset,
+        delta=delta,
+        output=output,
+        reset=reset,
         duplicate=True,
     )
 

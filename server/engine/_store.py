@@ -17,6 +17,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ._errors import ResourceExhausted
+from ._outputs import Output, freeze, thaw
 from ._results import ChunkResult
 from ._tracker import DeltaMode, Tracker
 
@@ -59,16 +60,20 @@ class IdState:
         self.processor = None
         self.failed = False  # the text cannot be read: no more output, no more errors
         self.last_sequence = 0
-        self.recent: deque[ChunkResult] = deque(maxlen=RECENT_RESPONSES)
+        # (sequence, delta, reset, *frozen output): see _outputs.freeze for why this form.
+        self.recent: deque[tuple] = deque(maxlen=RECENT_RESPONSES)
 
     def remember(self, result: ChunkResult) -> None:
         if result.sequence and len(result.delta) <= RECENT_DELTA_CHARS:
-            self.recent.append(result)
+            self.recent.append(
+                (result.sequence, result.delta, result.reset) + freeze(result.output)
+            )
 
-    def recall(self, sequence: int) -> ChunkResult | None:
-        for result in self.recent:
-            if result.sequence == sequence:
-                return result
+    def recall(self, sequence: int) -> tuple[str, Output | None, bool] | None:
+        """(delta, output, reset) of the first response to `sequence`, when still known."""
+        for entry in self.recent:
+            if entry[0] == sequence:
+                return entry[1], thaw(entry[3:]), entry[2]
         return None
 
 
