@@ -9,6 +9,9 @@ import asyncio
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -373,13 +376,17 @@ def test_service_bench_end_to_end_against_real_processes():
         profile_load=load,
         profile_seconds=1.0,
         profile=False,
+        latency_rounds=2,
     )
     results = service_bench.run(config)
     row = results["throughput"][0]
     for name in ("echo", "service"):
         assert row[name]["errors"] == 0 and row[name]["msgs_per_s"] > 0
         assert row[name]["server_cpu_s"] > 0 and row[name]["rss_mib"] > 10
-        assert results["latency"][0][name]["measured"] > 0
+        latency = results["latency"][0][name]
+        assert latency["measured"] > 0
+        assert len(latency["all_p99_ms"]) == 2
+        assert latency["p99_ms"] == min(latency["all_p99_ms"])  # the lower middle of two
     text = report.render(
         {
             "command": "python -m bench service",
@@ -389,3 +396,25 @@ def test_service_bench_end_to_end_against_real_processes():
         }
     )
     assert "| service/echo ≥ 0.6: json, 2 streams |" in text
+
+
+def test_the_median_p99_run_is_chosen_whatever_the_order():
+    runs = [{"p99_ms": 30.0, "id": "a"}, {"p99_ms": 10.0, "id": "b"}, {"p99_ms": 20.0, "id": "c"}]
+    assert service_bench.median_p99_run(runs)["id"] == "c"
+    assert service_bench.median_p99_run(runs[:2])["id"] == "b"
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or not {0, 1} <= os.sched_getaffinity(0),
+    reason="needs CPUs 0 and 1",
+)
+def test_children_are_pinned_to_their_cpu():
+    for cpu in (service_bench.SERVER_CPU, service_bench.LOADGEN_CPU):
+        out = subprocess.run(
+            [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+            preexec_fn=service_bench._on_cpu(cpu),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.strip() == f"[{cpu}]"
