@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from chunkwise.v1 import streaming_pb2 as pb
-from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -21,7 +20,7 @@ from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger
 from server.config import Config
 from server.engine import StreamingParser
-from server.servicer import OFFLOAD_CHARS, StreamingParserServicer
+from server.servicer import OFFLOAD_CHARS, StreamingParserServicer, add_to_server
 from server.tls import server_credentials
 
 _log = get_logger("app")
@@ -138,7 +137,7 @@ async def create_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_StreamingParserServicer_to_server(
+    add_to_server(
         StreamingParserServicer(
             parser, executor, offload_chars=offload_chars, authenticator=authenticator
         ),

@@ -18,7 +18,7 @@ import grpc
 from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
-from server import _convert
+from server import _convert, _wire
 from server._logging import get_logger
 from server.auth import Authenticator, OpenAccess
 from server.engine import EngineError, StreamingParser
@@ -83,7 +83,9 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         finally:
             _log.debug("stream closed", extra={"fields": {"peer": peer, "requests": count}})
 
-    def _answer(self, request: pb.ProcessChunksRequest, namespace: str) -> pb.ProcessChunksResponse:
+    def _answer(self, request: pb.ProcessChunksRequest, namespace: str) -> bytes:
+        """The serialized response: ProcessChunks is registered without a response
+        serializer (see `add_to_server`)."""
         try:
             result = self._parser.process(
                 request.chunk_id,
@@ -94,7 +96,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 sequence=request.sequence,
                 namespace=namespace,
             )
-            return _convert.chunk_response(result)
+            return _wire.chunk_response(result)
         except Exception:
             _log.exception("bug in ProcessChunks", extra={"fields": {"rpc": "ProcessChunks"}})
             return pb.ProcessChunksResponse(
@@ -102,7 +104,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 sequence=request.sequence,
                 final=request.final,
                 error=_convert.error_message(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE),
-            )
+            ).SerializeToString()
 
     async def GetCompleteText(
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
@@ -137,6 +139,36 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             "ListProcessors",
             lambda: _convert.processors_response(self._parser.processors()),
         )
+
+
+def add_to_server(servicer: StreamingParserServicer, server: grpc.aio.Server) -> None:
+    """What the generated `add_StreamingParserServicer_to_server` does, except that
+    ProcessChunks has no response serializer: it writes the bytes `server/_wire.py` made."""
+    handlers = {
+        "ProcessChunks": grpc.stream_stream_rpc_method_handler(
+            servicer.ProcessChunks,
+            request_deserializer=pb.ProcessChunksRequest.FromString,
+            response_serializer=None,
+        ),
+        "GetCompleteText": grpc.unary_unary_rpc_method_handler(
+            servicer.GetCompleteText,
+            request_deserializer=pb.GetCompleteTextRequest.FromString,
+            response_serializer=pb.GetCompleteTextResponse.SerializeToString,
+        ),
+        "ClearChunk": grpc.unary_unary_rpc_method_handler(
+            servicer.ClearChunk,
+            request_deserializer=pb.ClearChunkRequest.FromString,
+            response_serializer=pb.ClearChunkResponse.SerializeToString,
+        ),
+        "ListProcessors": grpc.unary_unary_rpc_method_handler(
+            servicer.ListProcessors,
+            request_deserializer=pb.ListProcessorsRequest.FromString,
+            response_serializer=pb.ListProcessorsResponse.SerializeToString,
+        ),
+    }
+    service = pb.DESCRIPTOR.services_by_name["StreamingParser"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
 
 
 async def _unary(context: grpc.aio.ServicerContext, rpc: str, call: Callable[[], _T]) -> _T:

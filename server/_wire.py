@@ -1,0 +1,113 @@
+"""ProcessChunksResponse encoded straight to protobuf wire format, for the common answers.
+
+Why by hand: a 16-byte chunk's whole engine work costs about as much as building its
+response as upb message objects (each constructor, sub-message access and repeated-field
+add is a C call of about a microsecond) and serializing it. Writing the bytes directly
+costs about half. The format is protobuf's (varint tags and lengths, fields in number
+order); `tests/test_server_wire.py` checks the bytes parse to exactly the message
+`_convert.chunk_response` builds, over generated results.
+
+Answers with an error or a ReasoningFile, and any plugin output, are rare or large enough
+not to matter: they go through `_convert` and upb.
+"""
+
+from __future__ import annotations
+
+from server import _convert
+from server.engine import ChunkResult, PartialJson, ReasoningText, Set
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# Most lengths and sequence numbers are small: their varints are looked up.
+_SMALL = [_varint(n) for n in range(1 << 14)]
+
+
+def _size(value: int) -> bytes:
+    return _SMALL[value] if value < 16384 else _varint(value)
+
+
+# Tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
+_CHUNK_ID, _SEQUENCE, _DELTA, _OUTPUT = b"\x0a", b"\x10", b"\x1a", b"\x22"
+_FINAL_TRUE, _COMPLETE_TEXT, _RESET_TRUE, _DUPLICATE_TRUE = (
+    b"\x30\x01",
+    b"\x3a",
+    b"\x40\x01",
+    b"\x48\x01",
+)
+_OUTPUT_TEXT, _OUTPUT_JSON = b"\x0a", b"\x1a"  # ProcessedOutput.text = 1, .json = 3
+_JSON_DELTAS, _JSON_VALUE = b"\x0a", b"\x12"  # PartialJson.deltas = 1, .value_json = 2
+_DELTA_PATH, _DELTA_APPEND, _DELTA_SET = b"\x0a", b"\x12", b"\x1a"  # JsonDelta fields
+
+
+def chunk_response(result: ChunkResult) -> bytes:
+    """The serialized ProcessChunksResponse for `result`."""
+    output = result.output
+    if result.error is not None or not (
+        output is None or type(output) is PartialJson or type(output) is ReasoningText
+    ):
+        return _convert.chunk_response(result).SerializeToString()
+    parts: list[bytes] = []
+    if result.chunk_id:
+        _put(parts, _CHUNK_ID, result.chunk_id.encode())
+    if result.sequence:
+        parts += (_SEQUENCE, _size(result.sequence))
+    if result.delta:
+        _put(parts, _DELTA, result.delta.encode())
+    if output is not None:
+        body = _json(output) if type(output) is PartialJson else _reasoning_text(output)
+        _put(parts, _OUTPUT, body)
+    if result.final:
+        parts.append(_FINAL_TRUE)
+        if result.complete_text:
+            _put(parts, _COMPLETE_TEXT, result.complete_text.encode())
+    if result.reset:
+        parts.append(_RESET_TRUE)
+    if result.duplicate:
+        parts.append(_DUPLICATE_TRUE)
+    return b"".join(parts)
+
+
+def _put(parts: list[bytes], tag: bytes, data: bytes) -> None:
+    parts += (tag, _size(len(data)), data)
+
+
+def _json(output: PartialJson) -> bytes:
+    parts: list[bytes] = []
+    for op in output.deltas:
+        path, value = op[0].encode(), op[1].encode()
+        entry = []
+        if path:
+            _put(entry, _DELTA_PATH, path)
+        # A oneof member is written even when empty: that is what selects it.
+        _put(entry, _DELTA_SET if type(op) is Set else _DELTA_APPEND, value)
+        _put(parts, _JSON_DELTAS, b"".join(entry))
+    if output.value_json:
+        _put(parts, _JSON_VALUE, output.value_json.encode())
+    body = b"".join(parts)
+    # The `json` member of the output's oneof is present even when empty.
+    return _OUTPUT_JSON + _size(len(body)) + body
+
+
+def _reasoning_text(output: ReasoningText) -> bytes:
+    parts: list[bytes] = []
+    fields = (
+        output.id,
+        output.title,
+        output.secondary_title,
+        output.message_chunk,
+        output.message,
+        output.status,
+    )
+    for number, value in enumerate(fields, start=1):
+        if value:
+            _put(parts, bytes(((number << 3) | 2,)), value.encode())
+    body = b"".join(parts)
+    return _OUTPUT_TEXT + _size(len(body)) + body

@@ -1,0 +1,108 @@
+"""The hand-written ProcessChunksResponse encoder against protobuf's own: over generated
+results, its bytes parse to exactly the message `_convert` builds with upb."""
+
+from __future__ import annotations
+
+from chunkwise.v1 import streaming_pb2 as pb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server import _convert, _wire
+from server.engine import (
+    Append,
+    ChunkResult,
+    FileDelta,
+    InvalidArgument,
+    PartialJson,
+    ReasoningFile,
+    ReasoningText,
+    Set,
+)
+from server.servicer import add_to_server
+
+text = st.text(max_size=40)
+# Long runs too: lengths of one, two and three varint bytes.
+repeated = st.builds(lambda c, n: c * n, st.sampled_from("a€😀"), st.integers(0, 20_000))
+long_text = st.text(max_size=300) | repeated
+ops = st.lists(st.builds(Set, text, text) | st.builds(Append, text, text), max_size=6)
+outputs = st.none() | st.builds(PartialJson, ops, text)
+outputs |= st.builds(ReasoningText, text, text, text, text, long_text, text)
+files = st.lists(
+    st.builds(FileDelta, text, text, text, st.integers(0, 2**32 - 1), text, text, text),
+    max_size=2,
+)
+outputs |= st.builds(ReasoningFile, text, text, text, text, files)
+results = st.builds(
+    ChunkResult,
+    chunk_id=text,
+    sequence=st.integers(0, 2**64 - 1),
+    delta=long_text,
+    output=outputs,
+    error=st.none() | st.builds(InvalidArgument, text),
+    final=st.booleans(),
+    complete_text=long_text,
+    reset=st.booleans(),
+    duplicate=st.booleans(),
+)
+
+
+@settings(max_examples=1000)
+@given(results)
+def test_the_encoded_response_is_the_message_convert_builds(result: ChunkResult) -> None:
+    expected = _convert.chunk_response(result)
+    got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
+    assert got == expected
+    assert got.ListFields() == expected.ListFields()
+    assert got.output.WhichOneof("kind") == expected.output.WhichOneof("kind")
+
+
+def test_an_empty_partial_json_still_selects_the_json_output() -> None:
+    result = ChunkResult("id", 1, "x", PartialJson([]))
+    got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
+    assert got.HasField("output") and got.output.WhichOneof("kind") == "json"
+
+
+def test_an_empty_set_value_still_selects_set_json() -> None:
+    result = ChunkResult("id", 1, "", PartialJson([Set("/a", ""), Append("", "")]))
+    got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
+    assert [d.WhichOneof("op") for d in got.output.json.deltas] == ["set_json", "append"]
+
+
+class _RecordingServer:
+    def __init__(self) -> None:
+        self.registered: dict[str, dict] = {}
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self.registered[service] = handlers
+
+
+def test_every_method_of_the_service_is_registered() -> None:
+    server = _RecordingServer()
+    add_to_server(object.__new__(_Servicer), server)
+    service = pb.DESCRIPTOR.services_by_name["StreamingParser"]
+    handlers = server.registered[service.full_name]
+    assert set(handlers) == {method.name for method in service.methods}
+    for method in service.methods:
+        handler = handlers[method.name]
+        assert handler.request_streaming == method.client_streaming
+        assert handler.response_streaming == method.server_streaming
+    # Only ProcessChunks writes bytes it encoded itself.
+    assert handlers["ProcessChunks"].response_serializer is None
+    assert all(h.response_serializer for name, h in handlers.items() if name != "ProcessChunks")
+
+
+class _Servicer:
+    async def ProcessChunks(self, requests, context):  # noqa: N802 - the RPC's name
+        pass
+
+    async def GetCompleteText(self, request, context):  # noqa: N802
+        pass
+
+    async def ClearChunk(self, request, context):  # noqa: N802
+        pass
+
+    async def ListProcessors(self, request, context):  # noqa: N802
+        pass
