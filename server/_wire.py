@@ -30,8 +30,10 @@ def _varint(value: int) -> bytes:
 _SMALL = [_varint(n) for n in range(1 << 14)]
 
 
-def _size(value: int) -> bytes:
-    return _SMALL[value] if value < 16384 else _varint(value)
+def _field(tag: bytes, data: bytes) -> bytes:
+    """One length-delimited field. Most lengths are small: their varints are looked up."""
+    size = len(data)
+    return tag + (_SMALL[size] if size < 16384 else _varint(size)) + data
 
 
 # Tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
@@ -45,6 +47,7 @@ _FINAL_TRUE, _COMPLETE_TEXT, _RESET_TRUE, _DUPLICATE_TRUE = (
 _OUTPUT_TEXT, _OUTPUT_JSON = b"\x0a", b"\x1a"  # ProcessedOutput.text = 1, .json = 3
 _JSON_DELTAS, _JSON_VALUE = b"\x0a", b"\x12"  # PartialJson.deltas = 1, .value_json = 2
 _DELTA_PATH, _DELTA_APPEND, _DELTA_SET = b"\x0a", b"\x12", b"\x1a"  # JsonDelta fields
+_TEXT_TAGS = [bytes(((number << 3) | 2,)) for number in range(1, 7)]  # ReasoningText 1-6
 
 
 def chunk_response(result: ChunkResult) -> bytes:
@@ -56,18 +59,19 @@ def chunk_response(result: ChunkResult) -> bytes:
         return _convert.chunk_response(result).SerializeToString()
     parts: list[bytes] = []
     if result.chunk_id:
-        _put(parts, _CHUNK_ID, result.chunk_id.encode())
-    if result.sequence:
-        parts += (_SEQUENCE, _size(result.sequence))
+        parts.append(_field(_CHUNK_ID, result.chunk_id.encode()))
+    sequence = result.sequence
+    if sequence:
+        parts += (_SEQUENCE, _SMALL[sequence] if sequence < 16384 else _varint(sequence))
     if result.delta:
-        _put(parts, _DELTA, result.delta.encode())
+        parts.append(_field(_DELTA, result.delta.encode()))
     if output is not None:
         body = _json(output) if type(output) is PartialJson else _reasoning_text(output)
-        _put(parts, _OUTPUT, body)
+        parts.append(_field(_OUTPUT, body))
     if result.final:
         parts.append(_FINAL_TRUE)
         if result.complete_text:
-            _put(parts, _COMPLETE_TEXT, result.complete_text.encode())
+            parts.append(_field(_COMPLETE_TEXT, result.complete_text.encode()))
     if result.reset:
         parts.append(_RESET_TRUE)
     if result.duplicate:
@@ -75,29 +79,22 @@ def chunk_response(result: ChunkResult) -> bytes:
     return b"".join(parts)
 
 
-def _put(parts: list[bytes], tag: bytes, data: bytes) -> None:
-    parts += (tag, _size(len(data)), data)
-
-
 def _json(output: PartialJson) -> bytes:
     parts: list[bytes] = []
     for op in output.deltas:
-        path, value = op[0].encode(), op[1].encode()
-        entry = []
-        if path:
-            _put(entry, _DELTA_PATH, path)
+        path, value = op
         # A oneof member is written even when empty: that is what selects it.
-        _put(entry, _DELTA_SET if type(op) is Set else _DELTA_APPEND, value)
-        _put(parts, _JSON_DELTAS, b"".join(entry))
+        entry = _field(_DELTA_SET if type(op) is Set else _DELTA_APPEND, value.encode())
+        if path:
+            entry = _field(_DELTA_PATH, path.encode()) + entry
+        parts.append(_field(_JSON_DELTAS, entry))
     if output.value_json:
-        _put(parts, _JSON_VALUE, output.value_json.encode())
-    body = b"".join(parts)
+        parts.append(_field(_JSON_VALUE, output.value_json.encode()))
     # The `json` member of the output's oneof is present even when empty.
-    return _OUTPUT_JSON + _size(len(body)) + body
+    return _field(_OUTPUT_JSON, b"".join(parts))
 
 
 def _reasoning_text(output: ReasoningText) -> bytes:
-    parts: list[bytes] = []
     fields = (
         output.id,
         output.title,
@@ -106,8 +103,7 @@ def _reasoning_text(output: ReasoningText) -> bytes:
         output.message,
         output.status,
     )
-    for number, value in enumerate(fields, start=1):
-        if value:
-            _put(parts, bytes(((number << 3) | 2,)), value.encode())
-    body = b"".join(parts)
-    return _OUTPUT_TEXT + _size(len(body)) + body
+    body = b"".join(
+        [_field(_TEXT_TAGS[k], value.encode()) for k, value in enumerate(fields) if value]
+    )
+    return _field(_OUTPUT_TEXT, body)

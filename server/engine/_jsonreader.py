@@ -190,7 +190,10 @@ class JsonReader:
                 continue
             char = data[i]
             if char in _SPACE:
-                i = _WHITESPACE.match(data, i).end()
+                # Mostly one space, after a ':' or ','; the regex is for longer runs.
+                i += 1
+                if i < n and data[i] in _SPACE:
+                    i = _WHITESPACE.match(data, i).end()
                 if i == n:
                     break
                 char = data[i]
@@ -225,8 +228,13 @@ class JsonReader:
                         i += 1
                     else:
                         self._path = f"{self._stack[-1][1]}/{escape_pointer_token(key[0])}"
-                        self._state = _COLON
                         i = key[1]
+                        # The colon mostly follows at once: one turn of the loop fewer.
+                        if i < n and data[i] == ":":
+                            self._state = _VALUE
+                            i += 1
+                        else:
+                            self._state = _COLON
                 elif char == "}" and state == _FIRST_KEY:
                     i = self._close_container(i, ops)
                 else:
