@@ -249,12 +249,9 @@ def run(config: ServiceConfig) -> dict:
         results["addresses"] = {name: s.address for name, s in servers.items()}
         for load in config.throughput:
             for processor in config.processors:
-                runs: dict[str, list[dict]] = {name: [] for name in servers}
-                for _ in range(config.rounds):
-                    for name, server in servers.items():
-                        runs[name].append(
-                            run_load(server, load, processor, config.warmup, config.duration)
-                        )
+                runs = _alternating_runs(
+                    servers, config.rounds, load, processor, config.warmup, config.duration
+                )
                 row: dict = {"load": load.name, "processor": processor}
                 for name, server_runs in runs.items():
                     # Other work on a shared machine only ever slows a run down.
@@ -262,18 +259,14 @@ def run(config: ServiceConfig) -> dict:
                     row[name]["all_msgs_per_s"] = [r["msgs_per_s"] for r in server_runs]
                 results["throughput"].append(row)
         for processor in config.processors:
-            runs = {name: [] for name in servers}
-            for _ in range(config.latency_rounds):
-                for name, server in servers.items():
-                    runs[name].append(
-                        run_load(
-                            server,
-                            config.latency,
-                            processor,
-                            config.latency_warmup,
-                            config.latency_duration,
-                        )
-                    )
+            runs = _alternating_runs(
+                servers,
+                config.latency_rounds,
+                config.latency,
+                processor,
+                config.latency_warmup,
+                config.latency_duration,
+            )
             row = {"load": config.latency.name, "processor": processor}
             for name, server_runs in runs.items():
                 row[name] = median_p99_run(server_runs)
@@ -287,6 +280,23 @@ def run(config: ServiceConfig) -> dict:
             server.stop()
     results["seconds"] = time.perf_counter() - started
     return results
+
+
+def _alternating_runs(
+    servers: dict[str, ServerProcess],
+    rounds: int,
+    load: Load,
+    processor: str,
+    warmup: float,
+    duration: float,
+) -> dict[str, list[dict]]:
+    """`rounds` runs of `load` per server, the servers taking turns, so drift on a shared
+    machine hits each alike."""
+    runs: dict[str, list[dict]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, server in servers.items():
+            runs[name].append(run_load(server, load, processor, warmup, duration))
+    return runs
 
 
 def median_p99_run(runs: list[dict]) -> dict:
