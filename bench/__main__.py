@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.metadata
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ import platform
 import shlex
 import sys
 from pathlib import Path
+
+from server.event_loop import EVENT_LOOPS
 
 from . import engine_bench, report, service_bench
 
@@ -32,8 +35,16 @@ def machine() -> dict:
         "grpcio": grpc.__version__,
         "protobuf": google.protobuf.__version__,
         "protobuf_impl": api_implementation.Type(),
+        "uvloop": _version_of("uvloop"),
         "loadavg": _loadavg(),
     }
+
+
+def _version_of(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _loadavg() -> str:
@@ -48,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
     parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks here")
+    parser.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default="auto",
+        help="service bench: the event loop of both servers and the load generator",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -74,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile_dir:
             args.profile_dir.mkdir(parents=True, exist_ok=True)
             config = dataclasses.replace(config, profile_dir=args.profile_dir)
+        config = dataclasses.replace(config, event_loop=args.event_loop)
         results["service"] = service_bench.run(config)
         results["service"]["loadavg"] = [before, _loadavg()]
     text = report.render(results)

@@ -4,7 +4,8 @@ chunk comes back as the delta) and does nothing else. Whatever the service does 
 this is its own cost.
 
     python -m bench.echo_server --host 127.0.0.1 --port 0
-prints `echo listening on HOST:PORT` once it serves, and stops on SIGTERM or SIGINT.
+prints `echo listening on HOST:PORT` once it serves, and stops on SIGTERM or SIGINT. It runs
+on the same kind of event loop as the service (`--event-loop`, as `python -m server`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
+
+from server.event_loop import EVENT_LOOPS, run
 
 
 class EchoServicer(streaming_pb2_grpc.StreamingParserServicer):
@@ -59,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.echo_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.host, args.port))
+    run(lambda: _serve(args.host, args.port), args.event_loop)
     return 0
 
 

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 import grpc
 from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
 
+from server.event_loop import EVENT_LOOPS
+from server.event_loop import run as run_on_loop
+
 from . import workloads
 
 APPEND = streaming_pb2.DELTA_MODE_APPEND
@@ -254,6 +257,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument("--tag", default="load", help="chunk id prefix, unique per run")
+    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto")
     return parser.parse_args(argv)
 
 
@@ -275,7 +279,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = asyncio.run(run(args))
+    result = run_on_loop(lambda: run(args), args.event_loop)
     print(json.dumps(result), flush=True)
     return 0
 

@@ -68,7 +68,8 @@ def render(results: dict) -> str:
     machine = results["machine"]
     lines.append(
         f"Machine: {machine['nproc']} cores, Python {machine['python']}, {machine['platform']}; "
-        f"grpcio {machine['grpcio']}, protobuf {machine['protobuf']} ({machine['protobuf_impl']}); "
+        f"grpcio {machine['grpcio']}, protobuf {machine['protobuf']} ({machine['protobuf_impl']}), "
+        f"uvloop {machine.get('uvloop') or 'not installed'}; "
         f"load average at start {machine['loadavg']}"
     )
     lines.append("")
@@ -263,7 +264,9 @@ def _service(service: dict, goals: list) -> list[str]:
     out = ["## Service", ""]
     out.append(
         f"Service bench wall time: {_num(service['seconds'], 0)} s; load average before / "
-        f"after: {' / '.join(service.get('loadavg', ['n/a']))}. Closed loop: each stream "
+        f"after: {' / '.join(service.get('loadavg', ['n/a']))}. Event loop of both servers "
+        f"and the load generator: {service.get('event_loop', 'auto')} (auto: uvloop where "
+        "installed). Closed loop: each stream "
         "keeps a window of requests in flight (16 for one stream, 4 for 100, 2 for 1,000); "
         "16-byte chunks in APPEND mode, numbered; `text` streams carry the `plan` document, "
         "`json` streams the `nested` one (32 KB each, then a fresh id). Each server's best "

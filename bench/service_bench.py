@@ -61,6 +61,7 @@ class ServiceConfig:
     latency_rounds: int = 1  # latency runs per server; the median p99 one is reported
     profile: bool = True
     profile_dir: Path | None = None  # where to keep py-spy's raw output; else a temp dir
+    event_loop: str = "auto"  # the loop of every process: both servers and the load generator
 
 
 _THROUGHPUT = (
@@ -112,9 +113,10 @@ def _on_cpu(cpu: int) -> Callable[[], None] | None:
 class ServerProcess:
     """A server child process that prints `... listening on HOST:PORT` when it serves."""
 
-    def __init__(self, name: str, command: list[str]) -> None:
+    def __init__(self, name: str, command: list[str], event_loop: str) -> None:
         self.name = name
-        self.command = command
+        self.command = [*command, "--event-loop", event_loop]
+        self.event_loop = event_loop
         self.proc: subprocess.Popen | None = None
         self.address = ""
 
@@ -171,14 +173,15 @@ class ServerProcess:
             self.proc.wait(5)
 
 
-def echo_server() -> ServerProcess:
-    return ServerProcess("echo", [sys.executable, "-m", "bench.echo_server", "--port", "0"])
+def echo_server(event_loop: str = "auto") -> ServerProcess:
+    command = [sys.executable, "-m", "bench.echo_server", "--port", "0"]
+    return ServerProcess("echo", command, event_loop)
 
 
-def chunkwise_server() -> ServerProcess:
+def chunkwise_server(event_loop: str = "auto") -> ServerProcess:
     command = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"]
     command += ["--max-ids", "1000000"]
-    return ServerProcess("service", command)
+    return ServerProcess("service", command, event_loop)
 
 
 def _loadgen_command(
@@ -189,6 +192,8 @@ def _loadgen_command(
     command += ["--channels", str(load.channels), "--processor", processor]
     command += ["--warmup", str(warmup), "--duration", str(duration)]
     command += ["--tag", f"{processor}-{uuid.uuid4().hex[:8]}"]
+    # The load generator's own loop is part of every latency it measures.
+    command += ["--event-loop", server.event_loop]
     if load.kind == "closed":
         command += ["--window", str(load.window)]
     else:
@@ -241,8 +246,12 @@ def run_load(
 
 def run(config: ServiceConfig) -> dict:
     started = time.perf_counter()
-    servers = {"echo": echo_server(), "service": chunkwise_server()}
+    servers = {
+        "echo": echo_server(config.event_loop),
+        "service": chunkwise_server(config.event_loop),
+    }
     results: dict = {"throughput": [], "latency": [], "profiles": {}}
+    results["event_loop"] = config.event_loop
     try:
         for server in servers.values():
             server.start()

@@ -20,6 +20,7 @@ from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger
 from server.config import Config
 from server.engine import StreamingParser
+from server.event_loop import running_loop_kind
 from server.servicer import OFFLOAD_CHARS, StreamingParserServicer, add_to_server
 from server.tls import server_credentials
 
@@ -188,6 +189,7 @@ async def serve(config: Config) -> None:
         "client_certificates": config.tls_client_ca is not None,
         "bearer_tokens": config.auth_tokens is not None,
     }
-    _log.info("listening", extra={"fields": {"host": config.host, "port": port, **security}})
+    where = {"host": config.host, "port": port, "event_loop": running_loop_kind()}
+    _log.info("listening", extra={"fields": {**where, **security}})
     await stop_requested.wait()
     await server.stop(config.grace_period)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -13,6 +12,7 @@ from server._files import SettingsFileError
 from server._logging import configure, get_logger
 from server.app import BindError, serve
 from server.config import LOG_LEVELS, Config
+from server.event_loop import EVENT_LOOPS, EventLoopError, run
 
 _DEFAULTS = {f.name: f.default for f in fields(Config)}
 
@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="log level of the key=value lines on stderr",
     )
+    add(
+        "--event-loop",
+        default=_DEFAULTS["event_loop"],
+        choices=EVENT_LOOPS,
+        help="asyncio event loop to serve on; auto is uvloop where installed",
+    )
     add("--tls-cert", type=Path, help="PEM server certificate (chain); listen with TLS")
     add("--tls-key", type=Path, help="PEM private key of --tls-cert, unencrypted")
     add(
@@ -107,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
     configure(config.log_level)
     try:
-        asyncio.run(serve(config))
-    except (BindError, SettingsFileError) as error:
+        run(lambda: serve(config), config.event_loop)
+    except (BindError, SettingsFileError, EventLoopError) as error:
         print(f"chunkwise: {error}", file=sys.stderr)
         return 1
     return 0

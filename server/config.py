@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from server.engine import Limits
+from server.event_loop import EVENT_LOOPS
 
 _Validator = Callable[[str, Any], None]
 
@@ -106,6 +107,8 @@ class Config:
     #: How long open streams may run on after SIGTERM; 0 cancels them at once.
     grace_period: float = _setting(10.0, _of_type(int, float), _not_negative)
     log_level: str = _setting("WARNING", _of_type(str), _one_of(LOG_LEVELS))
+    #: `auto` is uvloop where it is installed, else asyncio's own loop. See server/event_loop.py.
+    event_loop: str = _setting("auto", _of_type(str), _one_of(EVENT_LOOPS))
     #: PEM files: with cert and key the server listens with TLS; a client CA makes it
     #: require client certificates signed by that CA (mutual TLS). See server/tls.py.
     tls_cert: Path | None = _setting(None, _PATH)

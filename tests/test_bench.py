@@ -377,8 +377,10 @@ def test_service_bench_end_to_end_against_real_processes():
         profile_seconds=1.0,
         profile=False,
         latency_rounds=2,
+        event_loop="asyncio",
     )
     results = service_bench.run(config)
+    assert results["event_loop"] == "asyncio"
     row = results["throughput"][0]
     for name in ("echo", "service"):
         assert row[name]["errors"] == 0 and row[name]["msgs_per_s"] > 0
@@ -396,6 +398,20 @@ def test_service_bench_end_to_end_against_real_processes():
         }
     )
     assert "| service/echo ≥ 0.6: json, 2 streams |" in text
+
+
+@pytest.mark.parametrize("event_loop", ["auto", "uvloop", "asyncio"])
+def test_both_servers_and_the_load_generator_run_on_the_same_event_loop(event_loop: str):
+    load = service_bench._LATENCY
+    for server in (
+        service_bench.echo_server(event_loop),
+        service_bench.chunkwise_server(event_loop),
+    ):
+        server.address = "127.0.0.1:1"
+        for command in (server.command, service_bench._loadgen_command(server, load, "json", 1, 1)):
+            flag = command.index("--event-loop")
+            assert command[flag + 1] == event_loop
+            assert command.count("--event-loop") == 1
 
 
 def test_the_median_p99_run_is_chosen_whatever_the_order():

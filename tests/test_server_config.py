@@ -22,6 +22,7 @@ def test_defaults_are_the_contracts() -> None:
     assert config.max_json_depth == 512
     assert config.grace_period == 10
     assert config.log_level == "WARNING"
+    assert config.event_loop == "auto"
     assert (config.tls_cert, config.tls_key, config.tls_client_ca, config.auth_tokens) == (
         None,
         None,
@@ -52,6 +53,7 @@ def test_config_is_frozen() -> None:
         ("grace_period", -1),
         ("grace_period", float("nan")),
         ("log_level", "LOUD"),
+        ("event_loop", "tokio"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_field(field: str, value: object) -> None:
@@ -112,6 +114,7 @@ def test_every_limit_has_its_flag() -> None:
             "--max-json-depth=7",
             "--grace-period=0",
             "--log-level=debug",
+            "--event-loop=asyncio",
             "--tls-cert=c.pem",
             "--tls-key=k.pem",
             "--tls-client-ca=ca.pem",
@@ -130,6 +133,7 @@ def test_every_limit_has_its_flag() -> None:
         max_json_depth=7,
         grace_period=0.0,
         log_level="DEBUG",
+        event_loop="asyncio",
         tls_cert=Path("c.pem"),
         tls_key=Path("k.pem"),
         tls_client_ca=Path("ca.pem"),

@@ -119,9 +119,12 @@ def wait_until_refused(address: str) -> None:
     pytest.fail("new calls were still served")
 
 
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_drains_open_streams_then_exits_0(server_process, signum: int) -> None:
-    server = server_process("--grace-period", "30")
+def test_a_signal_drains_open_streams_then_exits_0(
+    server_process, signum: int, event_loop: str
+) -> None:
+    server = server_process("--grace-period", "30", "--event-loop", event_loop)
     with grpc.insecure_channel(server.address, options=CLIENT_OPTIONS) as channel:
         conversation = Conversation(pb_grpc.StreamingParserStub(channel))
         assert conversation.send("open", "before ", mode=pb.DELTA_MODE_APPEND).delta == "before "
@@ -169,8 +172,15 @@ def test_a_port_in_use_is_an_error(server_process) -> None:
     assert result.stdout == ""
 
 
-def test_log_lines_are_key_value_on_stderr(server_process) -> None:
-    server = server_process("--log-level", "info")
+@pytest.mark.parametrize(
+    ("flags", "event_loop"),
+    [((), "uvloop"), (("--event-loop", "asyncio"), "asyncio")],
+    ids=["default-loop", "asyncio-loop"],
+)
+def test_log_lines_are_key_value_on_stderr(
+    server_process, flags: tuple[str, ...], event_loop: str
+) -> None:
+    server = server_process("--log-level", "info", *flags)
     server.terminate()
     status, _, stderr = server.wait()
     assert status == 0
@@ -184,6 +194,7 @@ def test_log_lines_are_key_value_on_stderr(server_process) -> None:
         "stopped",
     ]
     assert events[0]["port"] == str(server.port)
+    assert events[0]["event_loop"] == event_loop
     assert all(e["level"] == "info" for e in events)
 
 
