@@ -56,6 +56,23 @@ def test_the_encoded_response_is_the_message_convert_builds(result: ChunkResult)
     assert got.output.WhichOneof("kind") == expected.output.WhichOneof("kind")
 
 
+# The `text` processor's answers: no output, and lengths and sequences around the point where
+# their varints grow a byte.
+plain_results = st.builds(
+    ChunkResult,
+    chunk_id=text | repeated,
+    sequence=st.integers(0, 20_000) | st.sampled_from([16383, 16384, 2**32]),
+    delta=long_text,
+)
+
+
+@settings(max_examples=500)
+@given(plain_results)
+def test_an_answer_with_no_output_is_the_message_convert_builds(result: ChunkResult) -> None:
+    got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
+    assert got == _convert.chunk_response(result)
+
+
 def test_an_empty_partial_json_still_selects_the_json_output() -> None:
     result = ChunkResult("id", 1, "x", PartialJson([]))
     got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
