@@ -3,8 +3,9 @@
 grpc.aio spends most of each message's time in event-loop machinery (futures, callbacks,
 the poller's wake-ups), and uvloop does that machinery in C. At 1,000 streams × 3 msgs/s
 the server's CPU per message fell by 0.02–0.03 ms with it, about a tenth, for the echo
-ceiling and the service alike (bench/RESULTS.md). uvloop is a dependency wherever it builds; elsewhere
-`auto` falls back to asyncio's own loop, which behaves the same, only slower.
+ceiling and the service alike (bench/RESULTS.md). uvloop is a dependency wherever it
+builds; elsewhere `auto` falls back to asyncio's own loop, which behaves the same, only
+slower.
 """
 
 from __future__ import annotations

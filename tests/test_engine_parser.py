@@ -221,6 +221,42 @@ def test_processors_are_listed_sorted_with_descriptions():
     assert all(description for _, description in listed)
 
 
+class _Silent:
+    """A processor factory that says its processors output nothing."""
+
+    description = "Never made."
+    reads_text = False
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a processor that reads no text was made")
+
+
+def test_a_processor_that_reads_no_text_is_never_made_and_the_text_still_tracks():
+    parser = StreamingParser()
+    parser._factories["silent"] = _Silent
+    results = [
+        parser.process("s", "ab", processor_type="silent", mode=SNAPSHOT, sequence=1),
+        parser.process("s", "abc", sequence=2),
+        parser.process("s", "xyz", sequence=3),  # a rewrite: the processor would be remade
+        parser.process("s", "xyz!", sequence=4, final=True),
+    ]
+    assert [(r.delta, r.reset, r.output, r.error) for r in results] == [
+        ("ab", False, None, None),
+        ("c", False, None, None),
+        ("xyz", True, None, None),
+        ("!", False, None, None),
+    ]
+    assert results[-1].complete_text == "xyz!"
+
+
+def test_the_text_processor_reads_no_text_and_outputs_nothing():
+    parser = StreamingParser()
+    results = [parser.process("t", piece, processor_type="text", mode=APPEND) for piece in "ab"]
+    final = parser.process("t", "c", final=True)
+    assert [r.output for r in [*results, final]] == [None, None, None]
+    assert final.complete_text == "abc"
+
+
 # ------------------------------------------------------------------------ final, errors
 
 

@@ -155,11 +155,10 @@ class StreamingParser:
             state.processor = self._new_processor(state.processor_type, chunk_id)
             state.failed = False
         output = error = None
-        if (delta or final) and not state.failed:
+        processor = state.processor
+        if processor is not None and (delta or final) and not state.failed:
             try:
-                output = state.processor.process(
-                    delta, final=final, complete_text=lambda: tracker.text
-                )
+                output = processor.process(delta, final=final, complete_text=lambda: tracker.text)
             except InvalidArgument as exc:
                 state.failed = True
                 error = exc
@@ -182,7 +181,10 @@ class StreamingParser:
         state.tracker = Tracker(state.mode)
 
     def _new_processor(self, processor_type: str, chunk_id: str):
+        """The id's processor, or None for one that outputs nothing (see _processors)."""
         factory = self._factories[processor_type]
+        if not getattr(factory, "reads_text", True):
+            return None
         return factory(chunk_id, max_json_depth=self.limits.max_json_depth)
 
 

@@ -65,9 +65,9 @@ class IdState:
 
     def remember(self, result: ChunkResult) -> None:
         if result.sequence and len(result.delta) <= RECENT_DELTA_CHARS:
-            self.recent.append(
-                (result.sequence, result.delta, result.reset) + freeze(result.output)
-            )
+            entry = (result.sequence, result.delta, result.reset)
+            output = result.output
+            self.recent.append(entry if output is None else entry + freeze(output))
 
     def recall(self, sequence: int) -> tuple[str, Output | None, bool] | None:
         """(delta, output, reset) of the first response to `sequence`, when still known."""
