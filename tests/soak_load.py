@@ -208,6 +208,18 @@ async def sample_rss(pid: int, load: Load, stop: asyncio.Event) -> None:
             pass
 
 
+# What grpc.aio raises when a write races the end of its call (the server's refusal): the
+# call then reports INTERNAL, and the status the server sent is lost to this client.
+WRITE_RACE = "a write raced the refusal"
+
+
+def refusal(error: grpc.aio.AioRpcError) -> str:
+    """The status name of a stream that failed unanswered, or WRITE_RACE."""
+    if error.code() == grpc.StatusCode.INTERNAL and error.details() == "Internal error from Core":
+        return WRITE_RACE
+    return error.code().name
+
+
 async def feed_stream(
     stub: pb_grpc.StreamingParserStub,
     jobs: list[Job],
@@ -262,7 +274,7 @@ async def feed_stream(
                 f"stream failed after {acknowledged} answers: {error.code()} {error.details()}"
             )
         else:
-            load.refused[error.code().name] += 1
+            load.refused[refusal(error)] += 1
     for job in pending:
         load.in_flight.pop(job.chunk_id, None)
         if job.sent:

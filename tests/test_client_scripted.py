@@ -399,6 +399,41 @@ def test_a_dropped_stream_is_resumed_with_the_unanswered_requests_renumbered_ali
     assert fake_time.time() - T0 == pytest.approx(FIRST_WAIT)
 
 
+def test_a_refusal_lost_to_a_write_race_is_resumed_like_unavailable(
+    fake_channel, fake_time, make_client, in_background
+):
+    # What grpc.aio reports when a write races a draining server's refusal.
+    talk = Conversation(make_client(), in_background, [("a", "x", {})])
+    _, rpc = fake_channel.take_stream_stream(PROCESS_CHUNKS)
+    rpc.take_request()
+    rpc.terminate((), grpc.StatusCode.INTERNAL, "Internal error from Core")
+    # Had the client given up, it would be done by now, and the take below would wait forever.
+    concurrent.futures.wait([talk.result], timeout=1)
+    assert not talk.result.done(), talk.result.exception()
+    _, resumed = fake_channel.take_stream_stream(PROCESS_CHUNKS)
+    request = resumed.take_request()
+    assert request.sequence == 1
+    resumed.send_response(answer(request))
+    update = talk.next_update()
+    resumed.requests_closed()
+    resumed.terminate((), OK, "")
+    talk.result.result(WAIT)
+    assert update.delta == "x"
+    assert fake_time.time() - T0 == pytest.approx(FIRST_WAIT)
+
+
+def test_any_other_internal_error_is_raised_at_once(
+    fake_channel, fake_time, make_client, in_background
+):
+    talk = Conversation(make_client(), in_background, [("a", "x", {})])
+    _, rpc = fake_channel.take_stream_stream(PROCESS_CHUNKS)
+    rpc.take_request()
+    rpc.terminate((), grpc.StatusCode.INTERNAL, "internal error; the server logged the details")
+    with pytest.raises(client.Internal):
+        talk.result.result(WAIT)
+    assert fake_time.time() == T0
+
+
 def test_a_stream_that_keeps_dropping_gives_up(fake_channel, fake_time, make_client, in_background):
     talk = Conversation(make_client(retries=2), in_background, [("a", "x", {})])
     for _ in range(3):
