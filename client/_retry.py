@@ -8,8 +8,8 @@ most once; so retrying never changes the result.
 One more failure stands for an UNAVAILABLE: grpc.aio's own INTERNAL "Internal error from
 Core", which an asyncio stream reports when one of its writes races the end of the call.
 A draining server refuses new streams at once, and a client still writing its first
-requests then loses the UNAVAILABLE the server sent (about 1 stream in 40 refused, in
-trials); it is retried the same way.
+requests then loses the UNAVAILABLE the server sent (in trials, 1 refused stream in
+40 on uvloop, 1 in 300 on asyncio's loop); it is retried the same way.
 """
 
 from __future__ import annotations
