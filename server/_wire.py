@@ -26,14 +26,16 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-# Most lengths and sequence numbers are small: their varints are looked up.
-_SMALL = [_varint(n) for n in range(1 << 14)]
+# Most lengths and sequence numbers are small: their varints, of one or two bytes, are
+# looked up.
+_SMALL_LIMIT = 1 << 14
+_SMALL = [_varint(n) for n in range(_SMALL_LIMIT)]
 
 
 def _field(tag: bytes, data: bytes) -> bytes:
     """One length-delimited field. Most lengths are small: their varints are looked up."""
     size = len(data)
-    return tag + (_SMALL[size] if size < 16384 else _varint(size)) + data
+    return tag + (_SMALL[size] if size < _SMALL_LIMIT else _varint(size)) + data
 
 
 # Tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
@@ -61,9 +63,9 @@ def chunk_response(result: ChunkResult) -> bytes:
         sequence = result.sequence
         if (
             result.error is None
-            and 0 < len(chunk_id) < 16384
-            and 0 < len(delta) < 16384
-            and 0 < sequence < 16384
+            and 0 < len(chunk_id) < _SMALL_LIMIT
+            and 0 < len(delta) < _SMALL_LIMIT
+            and 0 < sequence < _SMALL_LIMIT
         ):
             return b"".join(
                 (
@@ -86,7 +88,7 @@ def chunk_response(result: ChunkResult) -> bytes:
         parts.append(_field(_CHUNK_ID, result.chunk_id.encode()))
     sequence = result.sequence
     if sequence:
-        parts += (_SEQUENCE, _SMALL[sequence] if sequence < 16384 else _varint(sequence))
+        parts += (_SEQUENCE, _SMALL[sequence] if sequence < _SMALL_LIMIT else _varint(sequence))
     if result.delta:
         parts.append(_field(_DELTA, result.delta.encode()))
     if output is not None:
