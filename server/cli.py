@@ -66,6 +66,30 @@ def _parser() -> argparse.ArgumentParser:
         help="deepest JSON nesting",
     )
     add(
+        "--max-memory-bytes",
+        type=int,
+        default=_DEFAULTS["max_memory_bytes"],
+        help="most memory held for all ids: texts, parser state, kept responses",
+    )
+    add(
+        "--tenant-max-ids",
+        type=int,
+        default=_DEFAULTS["tenant_max_ids"],
+        help="most ids of one namespace (with --auth-tokens); 0 is --max-ids",
+    )
+    add(
+        "--tenant-max-memory-bytes",
+        type=int,
+        default=_DEFAULTS["tenant_max_memory_bytes"],
+        help="most memory held for one namespace's ids; 0 is --max-memory-bytes",
+    )
+    add(
+        "--max-response-bytes",
+        type=int,
+        default=_DEFAULTS["max_response_bytes"],
+        help="largest response; a final that would be larger is refused, the id kept",
+    )
+    add(
         "--grace-period",
         type=float,
         default=_DEFAULTS["grace_period"],

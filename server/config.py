@@ -104,6 +104,13 @@ class Config:
     max_ids: int = _setting(100_000, *_SIZE)
     idle_ttl: float = _setting(3600.0, *_SECONDS)
     max_json_depth: int = _setting(512, *_SIZE)
+    #: Everything held for ids: texts, parser and processor state, kept responses.
+    max_memory_bytes: int = _setting(1 << 30, *_SIZE)
+    #: Per namespace (see auth_tokens); 0 means the global limit.
+    tenant_max_ids: int = _setting(0, _of_type(int), _not_negative)
+    tenant_max_memory_bytes: int = _setting(0, _of_type(int), _not_negative)
+    #: No response is bigger; a final that would be is refused before the id is finished.
+    max_response_bytes: int = _setting(64 << 20, *_SIZE)
     #: How long open streams may run on after SIGTERM; 0 cancels them at once.
     grace_period: float = _setting(10.0, _of_type(int, float), _not_negative)
     log_level: str = _setting("WARNING", _of_type(str), _one_of(LOG_LEVELS))
@@ -140,4 +147,8 @@ class Config:
             max_ids=self.max_ids,
             idle_ttl=float(self.idle_ttl),
             max_json_depth=self.max_json_depth,
+            max_memory_bytes=self.max_memory_bytes,
+            tenant_max_ids=self.tenant_max_ids,
+            tenant_max_memory_bytes=self.tenant_max_memory_bytes,
+            max_response_bytes=self.max_response_bytes,
         )

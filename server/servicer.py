@@ -72,20 +72,25 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             while (request := await context.read()) is not grpc.aio.EOF:
                 count += 1
                 # A final response carries the whole text and output, so it is built off
-                # the loop too, however small its chunk.
-                if request.final or len(request.chunk) >= self._offload_chars:
+                # the loop too, however small its chunk. A small chunk whose id is busy
+                # (a worker holds it) goes to a worker as well: the loop never waits.
+                response = None
+                if not request.final and len(request.chunk) < self._offload_chars:
+                    response = self._answer(request, namespace, False)
+                if response is None:
                     response = await loop.run_in_executor(
-                        self._executor, self._answer, request, namespace
+                        self._executor, self._answer, request, namespace, True
                     )
-                else:
-                    response = self._answer(request, namespace)
                 await context.write(response)
         finally:
             _log.debug("stream closed", extra={"fields": {"peer": peer, "requests": count}})
 
-    def _answer(self, request: pb.ProcessChunksRequest, namespace: str) -> bytes:
+    def _answer(
+        self, request: pb.ProcessChunksRequest, namespace: str, wait: bool
+    ) -> bytes | None:
         """The serialized response: ProcessChunks is registered without a response
-        serializer (see `add_to_server`)."""
+        serializer (see `add_to_server`). None, with nothing done, when `wait` is False
+        and the id is busy."""
         try:
             result = self._parser.process(
                 request.chunk_id,
@@ -95,8 +100,9 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 final=request.final,
                 sequence=request.sequence,
                 namespace=namespace,
+                wait=wait,
             )
-            return _wire.chunk_response(result)
+            return None if result is None else _wire.chunk_response(result)
         except Exception:
             _log.exception("bug in ProcessChunks", extra={"fields": {"rpc": "ProcessChunks"}})
             return pb.ProcessChunksResponse(
@@ -110,12 +116,14 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCompleteTextResponse:
         namespace = await self._authenticator.namespace(context)
+        # On a worker: it waits for a chunk of the id in flight, and decodes the whole text.
         return await _unary(
             context,
             "GetCompleteText",
             lambda: _convert.complete_text_response(
                 self._parser.complete_text(request.chunk_id, namespace=namespace)
             ),
+            self._executor,
         )
 
     async def ClearChunk(
@@ -171,10 +179,19 @@ def add_to_server(servicer: StreamingParserServicer, server: grpc.aio.Server) ->
     server.add_registered_method_handlers(service, handlers)
 
 
-async def _unary(context: grpc.aio.ServicerContext, rpc: str, call: Callable[[], _T]) -> _T:
+async def _unary(
+    context: grpc.aio.ServicerContext,
+    rpc: str,
+    call: Callable[[], _T],
+    executor: Executor | None = None,
+) -> _T:
+    """`call()`'s answer, run on `executor` when one is given; its EngineError becomes the
+    call's status."""
     # abort() raises, and its exception is an Exception too: it must stay outside the try.
     try:
-        return call()
+        if executor is None:
+            return call()
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
     except EngineError as error:
         code, message = _convert.status_code(error), error.message
     except Exception:

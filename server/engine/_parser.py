@@ -18,14 +18,32 @@ from ._errors import (
     ResourceExhausted,
 )
 from ._limits import Limits
+from ._outputs import freeze, thaw
 from ._registry import describe, load_processors
-from ._results import ChunkResult, TextInfo
-from ._store import Finished, IdState, Key, MemoryStore
+from ._results import ChunkResult, TextInfo, response_size_bound
+from ._store import (
+    ID_COST,
+    RECENT_RESPONSE_BYTES,
+    Finished,
+    IdState,
+    Key,
+    MemoryStore,
+    kept_bytes,
+)
 from ._tracker import DeltaMode, Tracker
 
 _MODE_NAMES = ", ".join(f"{m.value} ({m.name})" for m in DeltaMode)
 _MODE_NUMBERS = frozenset(m.value for m in DeltaMode)
+_EXPIRY_BATCH = 1000
 
+#: The most a processor's `held_bytes` grows by for a chunk of n characters is
+#: PROCESSOR_GROWTH_PER_CHAR * n + PROCESSOR_GROWTH_BASE: the built-in processors keep at
+#: most a few objects per character read, and the JSON reader's open containers hold paths
+#: within its per-chunk path budget (tests/test_engine_bounds.py holds both).
+PROCESSOR_GROWTH_PER_CHAR = 256
+PROCESSOR_GROWTH_BASE = (2 << 20) + (64 << 10)
+#: A kept response of the text processor: its tuple and its delta.
+_TEXT_KEPT_OVERHEAD = 128
 
 class StreamingParser:
     """Tracks text per chunk id and runs each id's processor over it.
@@ -41,7 +59,7 @@ class StreamingParser:
     ) -> None:
         self.limits = limits or Limits()
         self._clock = clock
-        self._store = MemoryStore(max_ids=self.limits.max_ids, idle_ttl=self.limits.idle_ttl)
+        self._store = MemoryStore(self.limits)
         self._factories = load_processors()
 
     def process(
@@ -54,10 +72,14 @@ class StreamingParser:
         final: bool = False,
         sequence: int = 0,
         namespace: str = "",
-    ) -> ChunkResult:
+        wait: bool = True,
+    ) -> ChunkResult | None:
         """Apply one chunk; never raises an EngineError: a refusal comes back as
         `ChunkResult.error`. `mode` is the proto DeltaMode number (0 = unspecified).
-        Ids live per `namespace` (a tenant): the same id in two namespaces is two ids."""
+        Ids live per `namespace` (a tenant): the same id in two namespaces is two ids.
+
+        With `wait=False` it returns None, having done nothing, when another call holds
+        the id: an event loop then hands the request to a thread rather than wait."""
         try:
             self._check_request(chunk_id, chunk, processor_type, mode)
             key = (namespace, chunk_id)
@@ -66,7 +88,9 @@ class StreamingParser:
                 if isinstance(entry, Finished):
                     return _finished_duplicate(chunk_id, sequence, final, entry)
                 lock = entry.lock
-                lock.acquire()  # not `with`: see MemoryStore.open
+                # acquire/release, not `with`: see MemoryStore.open.
+                if not lock.acquire(wait):
+                    return None
                 try:
                     if entry.alive:
                         return self._apply(key, entry, chunk, processor_type, mode, final, sequence)
@@ -76,7 +100,8 @@ class StreamingParser:
             return ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc)
 
     def complete_text(self, chunk_id: str, *, namespace: str = "") -> TextInfo:
-        """Raises InvalidArgument for a bad id, NotFound for an untracked one."""
+        """Raises InvalidArgument for a bad id, NotFound for an untracked one. Waits for a
+        chunk of the id in flight, and decodes the whole text: call it off the event loop."""
         self._check_id(chunk_id)
         state = self._store.live((namespace, chunk_id))
         if state is not None:
@@ -86,7 +111,8 @@ class StreamingParser:
         raise NotFound(f"chunk id {chunk_id!r} is not tracked")
 
     def clear(self, chunk_id: str, *, namespace: str = "") -> bool:
-        """Forget the id; False when nothing was tracked. Raises InvalidArgument for a bad id."""
+        """Forget the id; False when nothing was tracked. Raises InvalidArgument for a bad id.
+        A chunk of the id in flight finishes as if it had come first."""
         self._check_id(chunk_id)
         return self._store.remove((namespace, chunk_id))
 
@@ -95,8 +121,18 @@ class StreamingParser:
         return sorted((name, describe(factory)) for name, factory in self._factories.items())
 
     def expire(self) -> int:
-        """Forget ids idle past the TTL; returns how many. Call it every second or so."""
-        return self._store.expire(self._clock())
+        """Forget ids idle past the TTL; returns how many. Call it every second or so.
+        The store is locked for a batch at a time, never for the whole sweep."""
+        now = self._clock()
+        expired = batch = self._store.expire(now, _EXPIRY_BATCH)
+        while batch == _EXPIRY_BATCH:
+            batch = self._store.expire(now, _EXPIRY_BATCH)
+            expired += batch
+        return expired
+
+    @property
+    def store(self) -> MemoryStore:
+        return self._store
 
     # -- one request -----------------------------------------------------------------------
 
@@ -128,49 +164,97 @@ class StreamingParser:
         final: bool,
         sequence: int,
     ) -> ChunkResult:
-        chunk_id = key[1]
-        applied = state.applied
-        if not applied:
-            self._start(state, chunk_id, processor_type, mode)
+        if not state.applied:
+            self._start(state, key[1], processor_type, mode)
         else:
             if (processor_type and processor_type != state.processor_type) or (
                 mode and mode != state.mode
             ):
                 raise _changed(state, processor_type, mode)
             if sequence and sequence <= state.last_sequence:
-                return _live_duplicate(chunk_id, sequence, state)
+                return _live_duplicate(key[1], sequence, state)
+        reserved = self._growth_bound(state, chunk, sequence)
+        try:
+            self._store.reserve(key[0], reserved)
+        except EngineError:
+            if not state.applied:
+                self._store.discard(key, state)
+            raise
+        try:
+            return self._apply_reserved(key, state, chunk, final, sequence)
+        finally:
+            self._store.settle(key, state, reserved)
+
+    def _growth_bound(self, state: IdState, chunk: str, sequence: int) -> int:
+        """The most the id's charged memory can grow by when `chunk` is applied."""
+        bound = state.tracker.growth_bound(chunk)
+        if not state.applied:
+            bound += ID_COST
+        if state.processor is None:
+            if sequence:
+                bound += _TEXT_KEPT_OVERHEAD + len(chunk) * 4
+        else:
+            bound += PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
+            if sequence:
+                bound += RECENT_RESPONSE_BYTES
+        return bound
+
+    def _apply_reserved(
+        self, key: Key, state: IdState, chunk: str, final: bool, sequence: int
+    ) -> ChunkResult:
+        chunk_id = key[1]
+        applied = state.applied
         tracker = state.tracker
+        mark = tracker.mark() if final else None
         try:
             delta, reset = tracker.add(chunk, max_text_bytes=self.limits.max_text_bytes)
         except EngineError:
             if not applied:
                 self._store.discard(key, state)
             raise
-        if not applied:
-            state.applied = True
-            self._store.admit(key)
-        if sequence:
-            state.last_sequence = sequence
-        if reset:
-            state.processor = self._new_processor(state.processor_type, chunk_id)
-            state.failed = False
-        output = error = None
         processor = state.processor
-        if processor is not None and (delta or final) and not state.failed:
+        failed = state.failed
+        if reset:
+            processor = self._new_processor(state.processor_type, chunk_id)
+            failed = False
+        output = error = None
+        if processor is not None and (delta or final) and not failed:
             try:
                 output = processor.process(delta, final=final, complete_text=lambda: tracker.text)
             except InvalidArgument as exc:
-                state.failed = True
+                failed = True
                 error = exc
-        # Positional: with keywords this costs twice as much, once per chunk.
         if final:
             result = ChunkResult(
                 chunk_id, sequence, delta, output, error, True, tracker.text, reset
             )
-            self._store.finish(key, state, result, self._clock())
-        else:
-            result = ChunkResult(chunk_id, sequence, delta, output, error, False, "", reset)
-            state.remember(result)
+            size = response_size_bound(result)
+            if size > self.limits.max_response_bytes:
+                tracker.restore(mark)
+                if not applied:
+                    self._store.discard(key, state)
+                elif processor is state.processor and processor is not None and not failed:
+                    # The final was read into the id's own processor: read the text again.
+                    state.processor, state.failed = self._rebuilt(state, chunk_id)
+                raise ResourceExhausted(
+                    f"the final response would be up to {size} bytes, over the limit of "
+                    f"{self.limits.max_response_bytes} bytes (--max-response-bytes); "
+                    "nothing changed: read the text with GetCompleteText, then clear the id"
+                )
+        state.processor = processor
+        state.failed = failed
+        if sequence:
+            state.last_sequence = sequence
+        if not applied:
+            state.applied = True
+            self._store.admit(key, state)
+        # Positional: with keywords this costs twice as much, once per chunk.
+        if final:
+            kept = (sequence, delta, reset, result.complete_text) + freeze(output)
+            self._store.finish(key, state, kept, kept_bytes(kept), self._clock())
+            return result
+        result = ChunkResult(chunk_id, sequence, delta, output, error, False, "", reset)
+        state.remember(result)
         return result
 
     def _start(self, state: IdState, chunk_id: str, processor_type: str, mode: int) -> None:
@@ -186,6 +270,18 @@ class StreamingParser:
         if not getattr(factory, "reads_text", True):
             return None
         return factory(chunk_id, max_json_depth=self.limits.max_json_depth)
+
+    def _rebuilt(self, state: IdState, chunk_id: str):
+        """(processor, failed) as they were before the final reached the id's processor:
+        rebuilt from the tracked text, as any store could."""
+        processor = self._new_processor(state.processor_type, chunk_id)
+        text = state.tracker.text
+        try:
+            if text:
+                processor.process(text, final=False, complete_text=lambda: text)
+        except InvalidArgument:
+            return processor, True
+        return processor, False
 
 
 def _changed(state: IdState, processor_type: str, mode: int) -> FailedPrecondition:
@@ -218,22 +314,23 @@ def _live_duplicate(chunk_id: str, sequence: int, state: IdState) -> ChunkResult
 def _finished_duplicate(
     chunk_id: str, sequence: int, final: bool, finished: Finished
 ) -> ChunkResult:
+    # finished.final: (sequence, delta, reset, complete_text, *frozen output)
     known = finished.final
-    if known is not None and known.sequence == sequence:
+    if known is not None and known[0] == sequence:
         return ChunkResult(
             chunk_id=chunk_id,
             sequence=sequence,
-            delta=known.delta,
-            output=known.output,
+            delta=known[1],
+            output=thaw(known[4:]),
             final=True,
-            complete_text=known.complete_text,
-            reset=known.reset,
+            complete_text=known[3],
+            reset=known[2],
             duplicate=True,
         )
     return ChunkResult(
         chunk_id=chunk_id,
         sequence=sequence,
         final=final,
-        complete_text=known.complete_text if final and known is not None else "",
+        complete_text=known[3] if final and known is not None else "",
         duplicate=True,
     )

@@ -1,35 +1,58 @@
 """Where per-id state lives: in this process's memory.
 
-Keys are (namespace, chunk_id). The store's lock is held only for dictionary work, never
-while a chunk is parsed: each id's state has its own lock (``IdState.lock``), so different
-ids progress in parallel. Everything an id holds can be rebuilt from its tracked text, its
-mode, processor name and last sequence, which is what a shared store would keep.
+Keys are (namespace, chunk_id). The store's lock is held only for dictionary and counter
+work, never while a chunk is parsed: each id's state has its own lock (``IdState.lock``), so
+different ids progress in parallel. Everything an id holds can be rebuilt from its tracked
+text, its mode, processor name and last sequence, which is what a shared store would keep.
 
 Expiry: ``_live`` and ``_finished`` are ordered by last touch, oldest first, so a sweep
 pops from the front and stops at the first id still fresh: its cost grows with what
 expires, not with what is tracked.
+
+Memory accounting
+-----------------
+Every id is charged what it holds (``IdState.cost``: a fixed ``ID_COST`` plus its
+tracker's, processor's and kept responses' ``held_bytes``), and every finished id its
+``Finished.cost``. ``memory`` is their sum, kept per namespace too, and ``recount()``
+computes it again from scratch. A chunk first *reserves* the most it could add (its
+tracker's growth bound plus its processor's); the reservation is refused when the charged
+and reserved memory would pass a budget, and settled against the id's new cost once the
+chunk is applied. So the charged memory never passes the budget, however many chunks run at
+once. A state removed while a chunk of it is in flight (``ClearChunk``, expiry) is no longer
+charged: the chunk's settlement then only returns its reservation.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ._errors import ResourceExhausted
+from ._limits import Limits
 from ._outputs import Output, freeze, thaw
 from ._results import ChunkResult
 from ._tracker import DeltaMode, Tracker
 
 Key = tuple[str, str]
 
-# How many recent responses of an id are kept to answer duplicates, and the largest delta
-# kept: a duplicate of an older or larger one gets an empty delta, as the contract allows.
+# How many recent responses of an id are kept to answer duplicates, and the most one kept
+# response may hold: a duplicate of an older or larger one gets an empty delta, as the
+# contract allows.
 RECENT_RESPONSES = 8
-RECENT_DELTA_CHARS = 64 * 1024
-# Final responses remembered for duplicates of a final, in all: older ones are dropped
-# first (their sequences stay remembered).
-FINAL_CACHE_CHARS = 32 * 1024 * 1024
+RECENT_RESPONSE_BYTES = 256 * 1024
+# Final responses remembered for duplicates of a final: each at most FINAL_KEPT_BYTES, and
+# FINAL_CACHE_BYTES in all, older ones dropped first (their sequences stay remembered).
+FINAL_KEPT_BYTES = 2 << 20
+FINAL_CACHE_BYTES = 32 << 20
+#: What an id costs beyond the text and state it holds: its IdState, tracker, processor
+#: object, deque and dictionary entries (measured with tracemalloc; tests hold it).
+ID_COST = 2048
+#: What a finished id's remembered sequence costs: its Finished record and entries.
+FINISHED_COST = 256
+
+_sizeof = sys.getsizeof
 
 
 class IdState:
@@ -47,6 +70,8 @@ class IdState:
         "failed",
         "last_sequence",
         "recent",
+        "recent_bytes",
+        "cost",
     )
 
     def __init__(self) -> None:
@@ -62,12 +87,24 @@ class IdState:
         self.last_sequence = 0
         # (sequence, delta, reset, *frozen output): see _outputs.freeze for why this form.
         self.recent: deque[tuple] = deque(maxlen=RECENT_RESPONSES)
+        self.recent_bytes = 0
+        self.cost = 0  # what the store charges for this id now
 
     def remember(self, result: ChunkResult) -> None:
-        if result.sequence and len(result.delta) <= RECENT_DELTA_CHARS:
-            entry = (result.sequence, result.delta, result.reset)
-            output = result.output
-            self.recent.append(entry if output is None else entry + freeze(output))
+        if not result.sequence:
+            return
+        entry = (result.sequence, result.delta, result.reset)
+        output = result.output
+        if output is not None:
+            entry += freeze(output)
+        size = kept_bytes(entry)
+        if size > RECENT_RESPONSE_BYTES:
+            return
+        recent = self.recent
+        if len(recent) == RECENT_RESPONSES:
+            self.recent_bytes -= kept_bytes(recent[0])
+        recent.append(entry)
+        self.recent_bytes += size
 
     def recall(self, sequence: int) -> tuple[str, Output | None, bool] | None:
         """(delta, output, reset) of the first response to `sequence`, when still known."""
@@ -76,6 +113,25 @@ class IdState:
                 return entry[1], thaw(entry[3:]), entry[2]
         return None
 
+    def held_bytes(self) -> int:
+        """What this id holds now, as the store charges it."""
+        held = ID_COST + self.recent_bytes
+        if self.tracker is not None:
+            held += self.tracker.held_bytes
+        if self.processor is not None:
+            held += getattr(self.processor, "held_bytes", 0)
+        return held
+
+
+def kept_bytes(entry: tuple) -> int:
+    """The memory a kept response holds: the tuple, and every string only it refers to
+    (a str costs its own size; a number or bool is shared)."""
+    size = _sizeof(entry)
+    for item in entry:
+        if type(item) is str:
+            size += _sizeof(item)
+    return size
+
 
 @dataclass(slots=True)
 class Finished:
@@ -83,23 +139,52 @@ class Finished:
 
     last_sequence: int
     finished_at: float
-    final: ChunkResult | None = field(default=None)
+    #: (sequence, delta, reset, complete_text, *frozen output) of the final response.
+    final: tuple | None = field(default=None)
+    cost: int = FINISHED_COST
+
+
+class _Usage:
+    """What one namespace, or the whole store, holds and may hold."""
+
+    __slots__ = ("ids", "memory", "reserved", "max_ids", "max_memory", "flag")
+
+    def __init__(self, max_ids: int, max_memory: int, flag: str) -> None:
+        self.ids = 0  # live and finished
+        self.memory = 0
+        self.reserved = 0
+        self.max_ids = max_ids
+        self.max_memory = max_memory
+        self.flag = flag  # the setting a refusal names
+
+    def check_memory(self, amount: int) -> None:
+        if self.memory + self.reserved + amount > self.max_memory:
+            raise ResourceExhausted(
+                f"memory for ids would pass {self.flag} ({self.max_memory} bytes): "
+                f"{self.memory} held, {self.reserved} reserved by chunks in flight, "
+                f"this chunk may need {amount}; finish or clear some ids first"
+            )
 
 
 class MemoryStore:
-    def __init__(self, *, max_ids: int, idle_ttl: float) -> None:
-        self._max_ids = max_ids
-        self._idle_ttl = idle_ttl
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._idle_ttl = limits.idle_ttl
         self._lock = threading.Lock()
         self._live: OrderedDict[Key, IdState] = OrderedDict()
         self._finished: OrderedDict[Key, Finished] = OrderedDict()
-        self._final_results: OrderedDict[Key, int] = OrderedDict()  # key -> cached chars
-        self._final_chars = 0
+        self._final_results: OrderedDict[Key, int] = OrderedDict()  # key -> cached bytes
+        self._final_bytes = 0
+        self._total = _Usage(limits.max_ids, limits.max_memory_bytes, "--max-memory-bytes")
+        self._tenants: dict[str, _Usage] = {}
+        self._tenant_finished: dict[str, OrderedDict[Key, None]] = {}
+
+    # -- what the parser calls -----------------------------------------------------------
 
     def open(self, key: Key, sequence: int, now: float) -> IdState | Finished:
         """The live state of `key`, touched; or, for a duplicate of a finished id, its
-        record; or a new state, which `admit` makes count once its first request is
-        applied. Raises ResourceExhausted when no id can be added."""
+        record; or a new state, not yet counted: `admit` counts it once its first request
+        is applied. Raises ResourceExhausted when no id can be added."""
         # acquire/release, not `with`: once per chunk, and `with` costs twice as much.
         lock = self._lock
         lock.acquire()
@@ -114,10 +199,20 @@ class MemoryStore:
                 return finished
             # Finished ids make room in admit(), not here: a refused first request must
             # drop nothing. Only live ids can leave no room at all.
-            if len(self._live) >= self._max_ids:
+            live = len(self._live)
+            if live >= self._total.max_ids:
                 raise ResourceExhausted(
-                    f"{len(self._live)} ids are tracked, the limit; finish or clear some first"
+                    f"{live} ids are tracked, the limit (--max-ids); "
+                    "finish or clear some first"
                 )
+            tenant = self._tenants.get(key[0])
+            if tenant is not None:
+                tenant_live = tenant.ids - len(self._tenant_finished.get(key[0], ()))
+                if tenant_live >= tenant.max_ids:
+                    raise ResourceExhausted(
+                        f"{tenant_live} ids of this namespace are tracked, the limit "
+                        "(--tenant-max-ids); finish or clear some first"
+                    )
             state = IdState()
             state.touched = now
             self._live[key] = state
@@ -125,13 +220,43 @@ class MemoryStore:
         finally:
             lock.release()
 
-    def admit(self, key: Key) -> None:
+    def reserve(self, namespace: str, amount: int) -> None:
+        """Hold `amount` bytes of the budgets for a chunk in flight; ResourceExhausted
+        when the store or the namespace could not hold them."""
+        with self._lock:
+            tenant = self._tenant(namespace)
+            self._total.check_memory(amount)
+            tenant.check_memory(amount)
+            self._total.reserved += amount
+            tenant.reserved += amount
+
+    def settle(self, key: Key, state: IdState, reserved: int) -> None:
+        """Return a reservation, and charge `state` what it holds now if it is still here."""
+        held = state.held_bytes() if state.alive else 0
+        with self._lock:
+            tenant = self._tenant(key[0])
+            self._total.reserved -= reserved
+            tenant.reserved -= reserved
+            if state.alive and self._live.get(key) is state:
+                self._charge(key[0], held - state.cost)
+                state.cost = held
+            self._drop_tenant_if_empty(key[0])
+
+    def admit(self, key: Key, state: IdState) -> None:
         """A new id's first request was applied: it replaces what was remembered of a
         finished id of that name, and the ids finished earliest make room for it."""
         with self._lock:
+            if not (state.alive and self._live.get(key) is state):
+                return
             if key in self._finished:
                 self._forget_finished(key)
-            while self._finished and len(self._live) + len(self._finished) > self._max_ids:
+            tenant = self._tenant(key[0])
+            self._total.ids += 1
+            tenant.ids += 1
+            tenant_finished = self._tenant_finished.get(key[0])
+            while tenant_finished and tenant.ids > tenant.max_ids:
+                self._forget_finished(next(iter(tenant_finished)))
+            while self._finished and self._total.ids > self._total.max_ids:
                 self._forget_finished(next(iter(self._finished)))
 
     def live(self, key: Key) -> IdState | None:
@@ -144,58 +269,164 @@ class MemoryStore:
         with self._lock:
             if self._live.get(key) is state:
                 del self._live[key]
-        state.alive = False
-
-    def finish(self, key: Key, state: IdState, final: ChunkResult, now: float) -> None:
-        with self._lock:
-            if self._live.get(key) is state:
-                del self._live[key]
             state.alive = False
-            if not state.last_sequence:
+
+    def finish(
+        self, key: Key, state: IdState, final: tuple, final_bytes: int, now: float
+    ) -> None:
+        """The id's final was applied: it stops being live, and its last sequence (and,
+        room permitting, its final response `final`, a tuple of `final_bytes`, for
+        duplicates) is remembered."""
+        with self._lock:
+            if not (state.alive and self._live.get(key) is state):
+                # Cleared or expired while its final was in flight: as if that came after.
                 return
-            self._finished[key] = Finished(state.last_sequence, now)
-            size = len(final.complete_text) + len(final.delta)
-            if final.sequence and size <= FINAL_CACHE_CHARS // 64:
-                self._finished[key].final = final
-                self._final_results[key] = size
-                self._final_chars += size
-                while self._final_chars > FINAL_CACHE_CHARS:
-                    old, old_size = self._final_results.popitem(last=False)
-                    self._final_chars -= old_size
-                    self._finished[old].final = None
+            self._forget_live(key, state)
+            if not state.last_sequence:
+                self._drop_tenant_if_empty(key[0])
+                return
+            finished = Finished(state.last_sequence, now)
+            namespace = key[0]
+            tenant = self._tenant(namespace)
+            if (
+                final[0]
+                and final_bytes <= FINAL_KEPT_BYTES
+                and self._total.memory + self._total.reserved + final_bytes
+                <= self._total.max_memory - FINISHED_COST
+                and tenant.memory + tenant.reserved + final_bytes
+                <= tenant.max_memory - FINISHED_COST
+            ):
+                finished.final = final
+                finished.cost += final_bytes
+                self._final_results[key] = final_bytes
+                self._final_bytes += final_bytes
+            self._finished[key] = finished
+            self._tenant_finished.setdefault(namespace, OrderedDict())[key] = None
+            self._total.ids += 1
+            tenant.ids += 1
+            self._charge(namespace, finished.cost)
+            while self._final_bytes > FINAL_CACHE_BYTES:
+                self._drop_final(next(iter(self._final_results)))
 
     def remove(self, key: Key) -> bool:
         """Forget everything about `key`; True when it was live."""
         with self._lock:
-            state = self._live.pop(key, None)
+            state = self._live.get(key)
+            if state is not None:
+                self._forget_live(key, state)
             if key in self._finished:
                 self._forget_finished(key)
-        if state is None:
-            return False
-        state.alive = False
-        return True
+            self._drop_tenant_if_empty(key[0])
+        return state is not None
 
-    def expire(self, now: float) -> int:
+    def expire(self, now: float, most: int = 1000) -> int:
+        """Forget up to `most` ids idle since before `now - idle_ttl`; returns how many.
+        The lock is held for one batch: call again while it returns `most`."""
         deadline = now - self._idle_ttl
         expired = 0
         with self._lock:
-            while self._live:
+            while self._live and expired < most:
                 key, state = next(iter(self._live.items()))
                 if state.touched > deadline:
                     break
-                del self._live[key]
-                state.alive = False
+                self._forget_live(key, state)
+                self._drop_tenant_if_empty(key[0])
                 expired += 1
-            while self._finished:
+            while self._finished and expired < most:
                 key, finished = next(iter(self._finished.items()))
                 if finished.finished_at > deadline:
                     break
                 self._forget_finished(key)
+                self._drop_tenant_if_empty(key[0])
                 expired += 1
         return expired
 
+    # -- what tests and operators read ---------------------------------------------------
+
+    @property
+    def memory(self) -> int:
+        """The memory charged for every id now, in bytes."""
+        return self._total.memory
+
+    def usage(self, namespace: str) -> tuple[int, int]:
+        """(ids, memory) of one namespace, finished ids included."""
+        with self._lock:
+            tenant = self._tenants.get(namespace)
+            return (tenant.ids, tenant.memory) if tenant is not None else (0, 0)
+
+    def recount(self) -> dict[str, tuple[int, int]]:
+        """(ids, memory) per namespace computed from every id's state, for checking the
+        running counts. Call it with no chunk in flight."""
+        counts: dict[str, list[int]] = {}
+        with self._lock:
+            for (namespace, _), state in self._live.items():
+                if state.applied:
+                    count = counts.setdefault(namespace, [0, 0])
+                    count[0] += 1
+                    count[1] += state.held_bytes()
+            for (namespace, _), finished in self._finished.items():
+                count = counts.setdefault(namespace, [0, 0])
+                count[0] += 1
+                count[1] += FINISHED_COST + (
+                    self._final_results.get((namespace, _), 0) if finished.final else 0
+                )
+        return {namespace: (ids, memory) for namespace, [ids, memory] in counts.items()}
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """(ids, memory) per namespace as the running counts have them."""
+        with self._lock:
+            return {
+                namespace: (usage.ids, usage.memory)
+                for namespace, usage in self._tenants.items()
+                if usage.ids or usage.memory
+            }
+
+    # -- bookkeeping, under the lock -----------------------------------------------------
+
+    def _tenant(self, namespace: str) -> _Usage:
+        tenant = self._tenants.get(namespace)
+        if tenant is None:
+            limits = self._limits
+            tenant = _Usage(
+                limits.ids_per_tenant, limits.memory_per_tenant, "--tenant-max-memory-bytes"
+            )
+            self._tenants[namespace] = tenant
+        return tenant
+
+    def _drop_tenant_if_empty(self, namespace: str) -> None:
+        tenant = self._tenants.get(namespace)
+        if tenant is not None and not (tenant.ids or tenant.memory or tenant.reserved):
+            del self._tenants[namespace]
+            self._tenant_finished.pop(namespace, None)
+
+    def _charge(self, namespace: str, amount: int) -> None:
+        self._total.memory += amount
+        self._tenant(namespace).memory += amount
+
+    def _forget_live(self, key: Key, state: IdState) -> None:
+        del self._live[key]
+        state.alive = False
+        if state.applied:
+            self._total.ids -= 1
+            self._tenant(key[0]).ids -= 1
+        self._charge(key[0], -state.cost)
+        state.cost = 0
+
     def _forget_finished(self, key: Key) -> None:
-        del self._finished[key]
+        finished = self._finished.pop(key)
+        tenant_finished = self._tenant_finished[key[0]]
+        del tenant_finished[key]
+        self._total.ids -= 1
+        self._tenant(key[0]).ids -= 1
         size = self._final_results.pop(key, None)
         if size is not None:
-            self._final_chars -= size
+            self._final_bytes -= size
+        self._charge(key[0], -finished.cost)
+
+    def _drop_final(self, key: Key) -> None:
+        size = self._final_results.pop(key)
+        self._final_bytes -= size
+        finished = self._finished[key]
+        finished.final = None
+        finished.cost -= size
+        self._charge(key[0], -size)

@@ -29,6 +29,7 @@ the whole text anyway, and comparing against it is O(len(chunk)).
 from __future__ import annotations
 
 import enum
+import sys
 
 from ._errors import ResourceExhausted
 
@@ -52,6 +53,12 @@ _NO_CHANGE: Delta = ("", False)
 _APPEND = DeltaMode.APPEND
 _AUTO = DeltaMode.AUTO
 _SNAPSHOT = DeltaMode.SNAPSHOT
+
+
+_sizeof = sys.getsizeof
+# What a bytearray may allocate beyond an eighth of its size: its header and CPython's
+# small constant of over-allocation.
+_BYTEARRAY_SLACK = _sizeof(bytearray()) + 16
 
 
 def _too_long(size: int, limit: int) -> ResourceExhausted:
@@ -112,6 +119,30 @@ class Tracker:
         if chunk.startswith(text):
             return (chunk[len(text) :], False)
         return (chunk, True)
+
+    def mark(self) -> tuple[int, str, str]:
+        """Where the text stands now; `restore` goes back to it. O(1)."""
+        return (len(self._buffer), self._last_seen, self._snapshot)
+
+    def restore(self, mark: tuple[int, str, str]) -> None:
+        """Undo every `add` since `mark` was taken."""
+        size, self._last_seen, self._snapshot = mark
+        del self._buffer[size:]
+
+    @property
+    def held_bytes(self) -> int:
+        """The memory this tracker holds, as the interpreter counts it; O(1)."""
+        return _sizeof(self._buffer) + _sizeof(self._last_seen) + _sizeof(self._snapshot)
+
+    def growth_bound(self, chunk: str) -> int:
+        """The most `held_bytes` can grow by when `chunk` is added, however it relates to
+        the text: its UTF-8 (at most 4 bytes a character) plus the buffer's over-allocation
+        (an eighth of the new size), or the chunk itself kept as the new last chunk or
+        snapshot."""
+        if self.mode is _SNAPSHOT:
+            return _sizeof(chunk)
+        grown = (len(self._buffer) + 4 * len(chunk)) * 9 // 8 + _BYTEARRAY_SLACK
+        return max(0, grown - _sizeof(self._buffer)) + _sizeof(chunk)
 
     @property
     def text(self) -> str:
