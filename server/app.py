@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import signal
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +108,124 @@ def listen_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+#: Tries at finding a port free on every address of a name when the port is 0.
+_PORT_TRIES = 20
+
+_LOOPBACKS = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+
+
+async def _addresses(host: str, port: int) -> list[tuple[int, str]]:
+    """(family, numeric host) of every address `host` names, in resolver order."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise BindError(
+            f"cannot listen on {listen_address(host, port)}: "
+            f"{host} does not resolve ({error.strerror})"
+        ) from error
+    found = [(family, sockaddr[0]) for family, _, _, _, sockaddr in infos]
+    if host.lower().rstrip(".") == "localhost":
+        # gRPC's own resolver (c-ares, after RFC 6761) gives clients both loopbacks for
+        # localhost even where /etc/hosts lists only 127.0.0.1, and a client tries ::1
+        # first: a server holding only one of them would share localhost with whatever
+        # holds the other.
+        found += [loopback for loopback in _LOOPBACKS if _why_not(*loopback, 0) is None]
+    return list(dict.fromkeys(found))
+
+
+def _probe(family: int, host: str, port: int) -> socket.socket:
+    """A socket bound as gRPC binds its listeners, so it meets the same conflicts."""
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # gRPC listens on [::] dual-stack, so a wildcard conflicts with IPv4 too.
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        probe.bind((host, port))
+    except BaseException:
+        probe.close()
+        raise
+    return probe
+
+
+def _why_not(family: int, host: str, port: int) -> str | None:
+    """Why `host` (numeric) cannot be bound on `port` right now; None when it can."""
+    try:
+        _probe(family, host, port).close()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return "is in use"
+        if error.errno == errno.EADDRNOTAVAIL:
+            return "is not assigned to this machine"
+        if error.errno == errno.EACCES:
+            return "is not permitted to this process (permission denied)"
+        return f"cannot be bound ({error.strerror or error})"
+    return None
+
+
+def _bind_error(requested: str, host: str, port: int, reason: str) -> BindError:
+    where = listen_address(host, port)
+    subject = "the address" if where == requested else where
+    return BindError(f"cannot listen on {requested}: {subject} {reason}")
+
+
+def _common_free_port(requested: str, addresses: list[tuple[int, str]]) -> int:
+    """A port free on every one of `addresses`, as the system picks it for the first."""
+    family, host = addresses[0]
+    for _ in range(_PORT_TRIES):
+        try:
+            first = _probe(family, host, 0)
+        except OSError:
+            reason = _why_not(family, host, 0) or "could not be bound"
+            raise _bind_error(requested, host, 0, reason) from None
+        with first:
+            port = first.getsockname()[1]
+            if all(_why_not(f, h, port) is None for f, h in addresses[1:]):
+                return port
+    raise BindError(f"cannot listen on {requested}: no port is free on all of its addresses")
+
+
+async def _listen(
+    grpc_server: grpc.aio.Server,
+    config: Config,
+    credentials: grpc.ServerCredentials | None,
+    bound: list[str],
+) -> int:
+    """Bind every address `config.host` names, all on one port, and return that port.
+
+    gRPC alone, given a name, listens if any one of its addresses binds; a second server
+    could then start on localhost beside one on 127.0.0.1 and split its clients. Each
+    address that gRPC binds is appended to `bound`, so a caller can release them.
+    """
+    requested = listen_address(config.host, config.port)
+    addresses = await _addresses(config.host, config.port)
+    port = config.port
+    if port == 0 and len(addresses) > 1:
+        port = _common_free_port(requested, addresses)
+    # Checked before gRPC binds any, so a refusal leaves nothing bound, and the reason is
+    # the system's own: gRPC only says that binding failed.
+    for family, host in addresses:
+        if port and (reason := _why_not(family, host, port)) is not None:
+            raise _bind_error(requested, host, port, reason)
+    for family, host in addresses:
+        address = listen_address(host, port)
+        try:
+            if credentials is None:
+                got = grpc_server.add_insecure_port(address)
+            else:
+                got = grpc_server.add_secure_port(address, credentials)
+        except RuntimeError:
+            got = 0
+        if got == 0:
+            # Taken since the check above, most likely.
+            reason = _why_not(family, host, port) or "could not be bound"
+            raise _bind_error(requested, host, port, reason)
+        bound.append(address)
+        port = got
+    return port
+
+
 async def create_server(
     config: Config,
     parser: StreamingParser | None = None,
@@ -116,7 +236,8 @@ async def create_server(
 
     Returns it and the port it bound (the chosen one when `config.port` is 0).
     Chunks of `offload_chars` characters or more are processed on a worker thread.
-    Raises BindError when the address cannot be bound, SettingsFileError when a TLS or
+    Listens on every address `config.host` resolves to, all on the same port.
+    Raises BindError when any of them cannot be bound, SettingsFileError when a TLS or
     token file cannot be used.
     """
     # Files first: a bad one must stop the server before anything is set up.
@@ -151,16 +272,19 @@ async def create_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
     )
-    address = listen_address(config.host, config.port)
+    bound: list[str] = []
     try:
-        if credentials is None:
-            port = grpc_server.add_insecure_port(address)
-        else:
-            port = grpc_server.add_secure_port(address, credentials)
-    except RuntimeError as error:
-        raise BindError(f"cannot listen on {address}") from error
-    if port == 0:
-        raise BindError(f"cannot listen on {address}")
+        port = await _listen(grpc_server, config, credentials, bound)
+    except BindError:
+        executor.shutdown(wait=False)
+        if bound:
+            # A grpc.aio server that never started holds its listening sockets until the
+            # process ends, and clients queue on them unanswered; a start and an
+            # immediate stop closes them, the gate refusing whatever comes in between.
+            drain_gate.close()
+            await grpc_server.start()
+            await grpc_server.stop(None)
+        raise
     return Server(grpc_server, parser, health_servicer, executor, drain_gate), port
 
 
