@@ -26,6 +26,27 @@ Offsets in errors count code points of all text fed, from 0, and name the first 
 that cannot be there: the longest valid prefix has that length. "unexpected end of JSON at
 offset N" comes from ``close()`` when the value is unfinished.
 
+Bounds
+------
+Every op carries its full path, so paths are what a hostile text would inflate: a long key
+under every one of many values, or deep nesting under many small values. Two limits keep
+what the reader holds and emits in proportion to the text that carries it:
+
+* A path is at most ``max_path_chars`` code points (MAX_PATH_CHARS). A key that would make
+  one longer fails at its opening quote, before the path is built; an array element whose
+  index would, at its first character. The stack then holds at most
+  ``max_depth * max_path_chars`` characters of paths, whatever the keys.
+* The paths of all ops one ``feed(text)`` (or ``close()``) emits total at most
+  ``path_budget_per_char * len(text) + path_budget_base`` code points; the op that would
+  pass that fails at its offset, before it is appended. Each op costs one subtraction.
+  The base lets a single feed open every allowed level: 512 nested ``[`` emit paths of
+  261,632 characters. So ops carry at most a constant times the text fed, plus that base,
+  and the paths of the containers a feed opens (each emitted with its Set) are within it.
+
+``held_bytes`` is an upper estimate of the memory the reader holds beyond its fixed size,
+kept up to date where frames are pushed and popped and key parts collected, so reading it
+is O(1); ``recount_held_bytes()`` computes the same figure from scratch.
+
 Leniency, all of it deliberate (an LLM writes these): leading whitespace, one leading
 Markdown fence (```` ``` ```` or ```` ```json ````) with a closing one after the value, raw
 control characters inside strings; a lone surrogate escape decodes to U+FFFD. Otherwise
@@ -83,6 +104,20 @@ _N_ACCEPT = frozenset({_N_ZERO, _N_INT, _N_FRAC, _N_EXP})
 _NUMBER_CHARS = frozenset("0123456789+-.eE")
 _LITERALS = {"t": "true", "f": "false", "n": "null"}
 
+MAX_PATH_CHARS = 4096
+PATH_BUDGET_PER_CHAR = 8
+PATH_BUDGET_BASE = 512 * 1024
+
+# Sizes for held_bytes, upper estimates of what tracemalloc counts on CPython 3.11: a str
+# is at most 76 bytes plus 4 a code point; a stack frame is a 3-item list and its index int;
+# a list slot is 8 bytes, doubled for the list's over-allocation; a dict entry of two ints
+# with its share of the table.
+STR_BYTES = 80
+CHAR_BYTES = 4
+_FRAME_BYTES = 128
+_SLOT_BYTES = 16
+_ENTRY_BYTES = 128
+
 # Ops are built as `_new(Set, (path, json))`: a NamedTuple's own constructor is a Python
 # function and costs twice as much, and a chunk makes a few ops.
 _new = tuple.__new__
@@ -103,23 +138,49 @@ def escape_pointer_token(key: str) -> str:
     return key
 
 
+def bytearray_bytes(size: int) -> int:
+    """An upper estimate of the buffer of a bytearray of `size` bytes grown by appends:
+    it over-allocates by an eighth and a few bytes."""
+    return size + (size >> 3) + 32 if size else 0
+
+
 class JsonReader:
     """Reads one JSON value fed in pieces; emits Set / Append / End ops as they become
     certain (see ``_outputs``).
 
     ``feed("")`` does nothing. After an error, every call raises that error again. With
     ``ends=False`` no End op is emitted, for a reader of the ops that does not need them.
+    With ``string_starts=True``, after each ``feed()`` the dict ``string_starts`` maps the
+    index in its ops of each Set that opened a string to the offset of its opening quote.
     """
 
-    def __init__(self, *, max_depth: int = 512, ends: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        max_depth: int = 512,
+        ends: bool = True,
+        max_path_chars: int = MAX_PATH_CHARS,
+        path_budget_per_char: int = PATH_BUDGET_PER_CHAR,
+        path_budget_base: int = PATH_BUDGET_BASE,
+        string_starts: bool = False,
+    ) -> None:
         self._max_depth = max_depth
         self._ends = ends
+        self._max_path_chars = max_path_chars
+        self._budget_per_char = path_budget_per_char
+        self._budget_base = path_budget_base
+        self._budget = self._path_room = 0  # path characters this feed may emit, and left
+        self.string_starts: dict[int, int] | None = {} if string_starts else None
         self._state = _START
         self._pending = ""
         self._base = 0  # offset of the first character of the next feed's data
         self._stack: list[list] = []  # [is_array, pointer, index]
+        self._stack_bytes = 0
         self._path = ""  # where the next value goes
-        self._parts: list[str] = []  # a key's text or a number's characters so far
+        self._parts: list[str] = []  # a key's text so far
+        self._parts_chars = 0
+        self._key_start = 0
+        self._number = bytearray()  # a number's characters so far
         self._number_state = _N_START
         self._literal = ""
         self._literal_matched = 0
@@ -135,11 +196,39 @@ class JsonReader:
             return None
         return self._value_start, self._value_end
 
+    @property
+    def held_bytes(self) -> int:
+        """An upper estimate of the memory held beyond the reader's fixed size; O(1)."""
+        held = self._stack_bytes + STR_BYTES + CHAR_BYTES * len(self._path)
+        if self._pending:
+            held += STR_BYTES + CHAR_BYTES * len(self._pending)
+        if self._parts:
+            held += (_SLOT_BYTES + STR_BYTES) * len(self._parts) + CHAR_BYTES * self._parts_chars
+        if self._number:
+            held += bytearray_bytes(len(self._number))
+        if self.string_starts:
+            held += _ENTRY_BYTES * len(self.string_starts)
+        return held
+
+    def recount_held_bytes(self) -> int:
+        """`held_bytes` computed from scratch."""
+        held = sum(_FRAME_BYTES + STR_BYTES + CHAR_BYTES * len(f[1]) for f in self._stack)
+        held += STR_BYTES + CHAR_BYTES * len(self._path)
+        if self._pending:
+            held += STR_BYTES + CHAR_BYTES * len(self._pending)
+        held += sum(_SLOT_BYTES + STR_BYTES + CHAR_BYTES * len(p) for p in self._parts)
+        held += bytearray_bytes(len(self._number))
+        held += _ENTRY_BYTES * len(self.string_starts or ())
+        return held
+
     def feed(self, text: str) -> list[JsonOp]:
         """Read the next piece. Raises InvalidArgument for text that cannot become JSON."""
         if self._error is not None:
             raise self._error
         data = self._pending + text if self._pending else text
+        self._budget = self._path_room = self._budget_per_char * len(text) + self._budget_base
+        if self.string_starts:
+            self.string_starts.clear()
         ops: list[JsonOp] = []
         try:
             stop = self._run(data, ops)
@@ -155,6 +244,7 @@ class JsonReader:
         ("unexpected end of JSON at offset N") when the value is unfinished."""
         if self._error is not None:
             raise self._error
+        self._budget = self._path_room = self._budget_base
         ops: list[JsonOp] = []
         if self._state == _NUMBER and not self._stack and self._number_state in _N_ACCEPT:
             self._end_number(ops, self._base)
@@ -169,6 +259,14 @@ class JsonReader:
 
     def _fail(self, what: str, offset: int) -> InvalidArgument:
         return InvalidArgument(f"invalid JSON: {what} at offset {offset}")
+
+    def _path_too_long(self, offset: int) -> InvalidArgument:
+        return self._fail(f"path longer than {self._max_path_chars} characters", offset)
+
+    def _over_budget(self, offset: int) -> InvalidArgument:
+        return InvalidArgument(
+            f"JSON paths of one chunk would pass {self._budget} characters at offset {offset}"
+        )
 
     def _run(self, data: str, ops: list[JsonOp]) -> int:
         """Consume `data`; returns where the unjudged rest (kept for the next feed) starts."""
@@ -224,10 +322,16 @@ class JsonReader:
                     key = _whole_string(data, i + 1)
                     if key is None:
                         self._parts = []
+                        self._parts_chars = 0
+                        self._key_start = base + i
                         self._state = _KEY
                         i += 1
                     else:
-                        self._path = f"{self._stack[-1][1]}/{escape_pointer_token(key[0])}"
+                        parent = self._stack[-1][1]
+                        token = escape_pointer_token(key[0])
+                        if len(parent) + len(token) >= self._max_path_chars:
+                            raise self._path_too_long(base + i)
+                        self._path = f"{parent}/{token}"
                         i = key[1]
                         # The colon mostly follows at once: one turn of the loop fewer.
                         if i < n and data[i] == ":":
@@ -266,18 +370,36 @@ class JsonReader:
     def _start_value(self, data: str, i: int, ops: list[JsonOp]) -> int:
         char = data[i]
         path = self._path
+        size = len(path)
+        if size > self._max_path_chars:
+            raise self._path_too_long(self._base + i)
+        # Every value emits its Set here, or at its end for a number or literal read in
+        # pieces; the budget is charged for it now and for any further op below.
+        room = self._path_room - size
+        if room < 0:
+            raise self._over_budget(self._base + i)
         if not self._stack and self._value_start < 0:
             self._value_start = self._base + i
         if char == '"':
+            if self.string_starts is not None:
+                self.string_starts[len(ops)] = self._base + i
             ops.append(_new(Set, (path, '""')))
             whole = _whole_string(data, i + 1)
             if whole is None:
+                self._path_room = room
                 self._state = _STRING
                 return i + 1
             if whole[0]:
+                room -= size
+                if room < 0:
+                    raise self._over_budget(self._base + i + 1)
                 ops.append(_new(Append, (path, whole[0])))
             if self._ends:
+                room -= size
+                if room < 0:
+                    raise self._over_budget(self._base + whole[1] - 1)
                 ops.append(_new(End, (path,)))
+            self._path_room = room
             self._value_done(self._base + whole[1])
             return whole[1]
         if char == "{" or char == "[":
@@ -287,24 +409,27 @@ class JsonReader:
                     f"at offset {self._base + i}"
                 )
             is_array = char == "["
+            self._path_room = room
             ops.append(_new(Set, (path, "[]" if is_array else "{}")))
             self._stack.append([is_array, path, 0])
+            self._stack_bytes += _FRAME_BYTES + STR_BYTES + CHAR_BYTES * size
             self._state = _FIRST_ITEM if is_array else _FIRST_KEY
             return i + 1
         if char in _NUMBER_CHARS and char not in "+.eE":
             number = _WHOLE_NUMBER.match(data, i)
             end = number.end() if number else i
             if end > i and end < len(data) and data[end] not in _NUMBER_CHARS:
+                self._path_room = room
                 ops.append(_new(Set, (path, number.group())))
                 self._value_done(self._base + end)
                 return end
-            self._parts = []
             self._number_state = _N_START
             self._state = _NUMBER
             return i
         literal = _LITERALS.get(char)
         if literal is not None and data.startswith(literal, i):
             end = i + len(literal)
+            self._path_room = room
             ops.append(_new(Set, (path, literal)))
             self._value_done(self._base + end)
             return end
@@ -315,6 +440,13 @@ class JsonReader:
             return i
         raise self._fail(f"expected a value, found {_describe(char)}", self._base + i)
 
+    def _spend(self, path: str, offset: int) -> None:
+        """Charge the path budget for one op at `path`, emitted at `offset`."""
+        room = self._path_room - len(path)
+        if room < 0:
+            raise self._over_budget(offset)
+        self._path_room = room
+
     def _value_done(self, end: int) -> None:
         if self._stack:
             self._state = _AFTER_ITEM
@@ -323,9 +455,12 @@ class JsonReader:
             self._value_end = end
 
     def _close_container(self, i: int, ops: list[JsonOp]) -> int:
-        path = self._stack.pop()[1]
+        path = self._stack[-1][1]
         if self._ends:
+            self._spend(path, self._base + i)
             ops.append(_new(End, (path,)))
+        self._stack.pop()
+        self._stack_bytes -= _FRAME_BYTES + STR_BYTES + CHAR_BYTES * len(path)
         self._value_done(self._base + i + 1)
         return i + 1
 
@@ -333,27 +468,42 @@ class JsonReader:
         """Read string content from i. Returns the index after the closing quote, or
         ~index of the unfinished escape that must wait for more text."""
         n = len(data)
-        close = _closing_quote(data, i)
+        close = closing_quote(data, i)
         stop = close if close >= 0 else _decodable_end(data, i, n)
         if stop > i:
             text = self._decode(data, i, stop)
             if text:
                 if self._state == _STRING:
+                    self._spend(self._path, self._base + i)
                     ops.append(_new(Append, (self._path, text)))
                 else:
-                    self._parts.append(text)
+                    self._add_key_part(text)
         if close < 0:
             return ~stop if stop < n else n
         if self._state == _STRING:
             if self._ends:
+                self._spend(self._path, self._base + close)
                 ops.append(_new(End, (self._path,)))
             self._value_done(self._base + close + 1)
         else:
-            key = "".join(self._parts)
+            token = escape_pointer_token("".join(self._parts))
             self._parts = []
-            self._path = f"{self._stack[-1][1]}/{escape_pointer_token(key)}"
+            self._parts_chars = 0
+            parent = self._stack[-1][1]
+            if len(parent) + len(token) >= self._max_path_chars:
+                raise self._path_too_long(self._key_start)
+            self._path = f"{parent}/{token}"
             self._state = _COLON
         return close + 1
+
+    def _add_key_part(self, text: str) -> None:
+        # Escaping only lengthens a key: a key already too long unescaped fails here,
+        # and its parts never hold more than a path's worth of text.
+        chars = self._parts_chars + len(text)
+        if len(self._stack[-1][1]) + chars >= self._max_path_chars:
+            raise self._path_too_long(self._key_start)
+        self._parts.append(text)
+        self._parts_chars = chars
 
     def _decode(self, data: str, start: int, stop: int) -> str:
         text = data[start:stop]
@@ -385,7 +535,7 @@ class JsonReader:
                 i = _DIGITS.match(data, i).end()
         self._number_state = state
         if i > start:
-            self._parts.append(data[start:i])
+            self._number += data[start:i].encode()
         if i == n:
             return i
         if data[i] in _NUMBER_CHARS or state not in _N_ACCEPT:
@@ -394,8 +544,9 @@ class JsonReader:
         return i
 
     def _end_number(self, ops: list[JsonOp], end: int) -> None:
-        ops.append(_new(Set, (self._path, "".join(self._parts))))
-        self._parts = []
+        self._spend(self._path, end)
+        ops.append(_new(Set, (self._path, self._number.decode())))
+        self._number = bytearray()
         self._value_done(end)
 
     def _read_literal(self, data: str, i: int, ops: list[JsonOp]) -> int:
@@ -411,6 +562,7 @@ class JsonReader:
         i += take
         self._literal_matched = matched
         if matched == len(literal):
+            self._spend(self._path, self._base + i - 1)
             ops.append(_new(Set, (self._path, literal)))
             self._value_done(self._base + i)
         return i
@@ -443,7 +595,7 @@ def _whole_string(data: str, start: int) -> tuple[str, int] | None:
     fit in the piece that opens them: this is their fast path."""
     # Look for the end first: an exception per unfinished string would cost more than
     # the search, and JSONDecodeError counts the lines of all of `data`.
-    if _closing_quote(data, start) < 0:
+    if closing_quote(data, start) < 0:
         return None
     try:
         text, end = scanstring(data, start, False)
@@ -454,7 +606,7 @@ def _whole_string(data: str, start: int) -> tuple[str, int] | None:
     return text, end
 
 
-def _closing_quote(data: str, i: int) -> int:
+def closing_quote(data: str, i: int) -> int:
     """Index of the first unescaped '"' at or after i, or -1."""
     search = i
     while True:

@@ -22,7 +22,6 @@ from ._outputs import freeze, thaw
 from ._registry import describe, load_processors
 from ._results import ChunkResult, TextInfo, response_size_bound
 from ._store import (
-    ID_COST,
     RECENT_RESPONSE_BYTES,
     Finished,
     IdState,
@@ -44,6 +43,7 @@ PROCESSOR_GROWTH_PER_CHAR = 256
 PROCESSOR_GROWTH_BASE = (2 << 20) + (64 << 10)
 #: A kept response of the text processor: its tuple and its delta.
 _TEXT_KEPT_OVERHEAD = 128
+
 
 class StreamingParser:
     """Tracks text per chunk id and runs each id's processor over it.
@@ -173,38 +173,30 @@ class StreamingParser:
                 raise _changed(state, processor_type, mode)
             if sequence and sequence <= state.last_sequence:
                 return _live_duplicate(key[1], sequence, state)
-        reserved = self._growth_bound(state, chunk, sequence)
-        try:
-            self._store.reserve(key[0], reserved)
-        except EngineError:
-            if not state.applied:
-                self._store.discard(key, state)
-            raise
-        try:
-            return self._apply_reserved(key, state, chunk, final, sequence)
-        finally:
-            self._store.settle(key, state, reserved)
-
-    def _growth_bound(self, state: IdState, chunk: str, sequence: int) -> int:
-        """The most the id's charged memory can grow by when `chunk` is applied."""
-        bound = state.tracker.growth_bound(chunk)
+        # The most the id's charged memory can grow by: see MemoryStore.
+        tracker = state.tracker
+        reserved = tracker.growth_bound(chunk)
         if not state.applied:
-            bound += ID_COST
+            reserved += state.held_bytes()  # a new id is charged all it holds
         if state.processor is None:
             if sequence:
-                bound += _TEXT_KEPT_OVERHEAD + len(chunk) * 4
+                reserved += _TEXT_KEPT_OVERHEAD + 4 * len(chunk)
         else:
-            bound += PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
+            reserved += PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
             if sequence:
-                bound += RECENT_RESPONSE_BYTES
-        return bound
+                reserved += RECENT_RESPONSE_BYTES
+        store = self._store
+        store.reserve(key, state, reserved)
+        try:
+            return self._apply_reserved(key, state, tracker, chunk, final, sequence)
+        finally:
+            store.settle(state, reserved)
 
     def _apply_reserved(
-        self, key: Key, state: IdState, chunk: str, final: bool, sequence: int
+        self, key: Key, state: IdState, tracker: Tracker, chunk: str, final: bool, sequence: int
     ) -> ChunkResult:
         chunk_id = key[1]
         applied = state.applied
-        tracker = state.tracker
         mark = tracker.mark() if final else None
         try:
             delta, reset = tracker.add(chunk, max_text_bytes=self.limits.max_text_bytes)
@@ -233,7 +225,7 @@ class StreamingParser:
                 tracker.restore(mark)
                 if not applied:
                     self._store.discard(key, state)
-                elif processor is state.processor and processor is not None and not failed:
+                elif processor is state.processor and processor is not None and not state.failed:
                     # The final was read into the id's own processor: read the text again.
                     state.processor, state.failed = self._rebuilt(state, chunk_id)
                 raise ResourceExhausted(
@@ -254,7 +246,8 @@ class StreamingParser:
             self._store.finish(key, state, kept, kept_bytes(kept), self._clock())
             return result
         result = ChunkResult(chunk_id, sequence, delta, output, error, False, "", reset)
-        state.remember(result)
+        if sequence:
+            state.remember(result)
         return result
 
     def _start(self, state: IdState, chunk_id: str, processor_type: str, mode: int) -> None:

@@ -53,6 +53,8 @@ ID_COST = 2048
 FINISHED_COST = 256
 
 _sizeof = sys.getsizeof
+# A kept text response's tuple of four, beside its delta.
+_TEXT_ENTRY_BYTES = _sizeof((0, "", False, 0))
 
 
 class IdState:
@@ -72,9 +74,10 @@ class IdState:
         "recent",
         "recent_bytes",
         "cost",
+        "usage",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, usage: _Usage) -> None:
         self.lock = threading.Lock()
         self.alive = True  # False once removed from the store: callers look it up again
         self.applied = False  # False until a first request is applied
@@ -89,20 +92,27 @@ class IdState:
         self.recent: deque[tuple] = deque(maxlen=RECENT_RESPONSES)
         self.recent_bytes = 0
         self.cost = 0  # what the store charges for this id now
+        self.usage = usage  # its namespace's
 
     def remember(self, result: ChunkResult) -> None:
-        if not result.sequence:
-            return
-        entry = (result.sequence, result.delta, result.reset)
+        """Keep a numbered result for its duplicates, when it is small enough."""
+        # (sequence, delta, reset, size, *frozen output): see _outputs.freeze for the form.
         output = result.output
-        if output is not None:
-            entry += freeze(output)
-        size = kept_bytes(entry)
-        if size > RECENT_RESPONSE_BYTES:
-            return
+        delta = result.delta
+        if output is None:
+            size = _TEXT_ENTRY_BYTES + _sizeof(delta)
+            if size > RECENT_RESPONSE_BYTES:
+                return
+            entry = (result.sequence, delta, result.reset, size)
+        else:
+            entry = (result.sequence, delta, result.reset, 0) + freeze(output)
+            size = kept_bytes(entry)
+            if size > RECENT_RESPONSE_BYTES:
+                return
+            entry = entry[:3] + (size,) + entry[4:]
         recent = self.recent
         if len(recent) == RECENT_RESPONSES:
-            self.recent_bytes -= kept_bytes(recent[0])
+            self.recent_bytes -= recent[0][3]
         recent.append(entry)
         self.recent_bytes += size
 
@@ -110,7 +120,7 @@ class IdState:
         """(delta, output, reset) of the first response to `sequence`, when still known."""
         for entry in self.recent:
             if entry[0] == sequence:
-                return entry[1], thaw(entry[3:]), entry[2]
+                return entry[1], thaw(entry[4:]), entry[2]
         return None
 
     def held_bytes(self) -> int:
@@ -124,13 +134,9 @@ class IdState:
 
 
 def kept_bytes(entry: tuple) -> int:
-    """The memory a kept response holds: the tuple, and every string only it refers to
-    (a str costs its own size; a number or bool is shared)."""
-    size = _sizeof(entry)
-    for item in entry:
-        if type(item) is str:
-            size += _sizeof(item)
-    return size
+    """The memory a kept response holds: the tuple and what is in it. Numbers, booleans and
+    constant strings are shared, so this counts more than it holds, never less."""
+    return _sizeof(entry) + sum(map(_sizeof, entry))
 
 
 @dataclass(slots=True)
@@ -157,13 +163,12 @@ class _Usage:
         self.max_memory = max_memory
         self.flag = flag  # the setting a refusal names
 
-    def check_memory(self, amount: int) -> None:
-        if self.memory + self.reserved + amount > self.max_memory:
-            raise ResourceExhausted(
-                f"memory for ids would pass {self.flag} ({self.max_memory} bytes): "
-                f"{self.memory} held, {self.reserved} reserved by chunks in flight, "
-                f"this chunk may need {amount}; finish or clear some ids first"
-            )
+    def refusal(self, amount: int) -> ResourceExhausted:
+        return ResourceExhausted(
+            f"memory for ids would pass {self.flag} ({self.max_memory} bytes): "
+            f"{self.memory} held, {self.reserved} reserved by chunks in flight, "
+            f"this chunk may need {amount}; finish or clear some ids first"
+        )
 
 
 class MemoryStore:
@@ -176,6 +181,7 @@ class MemoryStore:
         self._final_results: OrderedDict[Key, int] = OrderedDict()  # key -> cached bytes
         self._final_bytes = 0
         self._total = _Usage(limits.max_ids, limits.max_memory_bytes, "--max-memory-bytes")
+        # Namespaces come from the token file, a fixed few: their usage is never dropped.
         self._tenants: dict[str, _Usage] = {}
         self._tenant_finished: dict[str, OrderedDict[Key, None]] = {}
 
@@ -202,58 +208,80 @@ class MemoryStore:
             live = len(self._live)
             if live >= self._total.max_ids:
                 raise ResourceExhausted(
-                    f"{live} ids are tracked, the limit (--max-ids); "
-                    "finish or clear some first"
+                    f"{live} ids are tracked, the limit (--max-ids); finish or clear some first"
                 )
-            tenant = self._tenants.get(key[0])
-            if tenant is not None:
-                tenant_live = tenant.ids - len(self._tenant_finished.get(key[0], ()))
-                if tenant_live >= tenant.max_ids:
-                    raise ResourceExhausted(
-                        f"{tenant_live} ids of this namespace are tracked, the limit "
-                        "(--tenant-max-ids); finish or clear some first"
-                    )
-            state = IdState()
+            tenant = self._tenant(key[0])
+            tenant_live = tenant.ids - len(self._tenant_finished[key[0]])
+            if tenant_live >= tenant.max_ids:
+                raise ResourceExhausted(
+                    f"{tenant_live} ids of this namespace are tracked, the limit "
+                    "(--tenant-max-ids); finish or clear some first"
+                )
+            state = IdState(tenant)
             state.touched = now
             self._live[key] = state
             return state
         finally:
             lock.release()
 
-    def reserve(self, namespace: str, amount: int) -> None:
-        """Hold `amount` bytes of the budgets for a chunk in flight; ResourceExhausted
-        when the store or the namespace could not hold them."""
-        with self._lock:
-            tenant = self._tenant(namespace)
-            self._total.check_memory(amount)
-            tenant.check_memory(amount)
-            self._total.reserved += amount
+    def reserve(self, key: Key, state: IdState, amount: int) -> None:
+        """Hold `amount` bytes of the budgets for a chunk of `state` in flight. Raises
+        ResourceExhausted when the store or the namespace could not hold them, after
+        removing the state if no request of it was applied yet."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            total = self._total
+            tenant = state.usage
+            if (
+                total.memory + total.reserved + amount > total.max_memory
+                or tenant.memory + tenant.reserved + amount > tenant.max_memory
+            ):
+                if not state.applied and state.alive:
+                    del self._live[key]
+                    state.alive = False
+                over = (
+                    total if total.memory + total.reserved + amount > total.max_memory else tenant
+                )
+                raise over.refusal(amount)
+            total.reserved += amount
             tenant.reserved += amount
+        finally:
+            lock.release()
 
-    def settle(self, key: Key, state: IdState, reserved: int) -> None:
+    def settle(self, state: IdState, reserved: int) -> None:
         """Return a reservation, and charge `state` what it holds now if it is still here."""
-        held = state.held_bytes() if state.alive else 0
-        with self._lock:
-            tenant = self._tenant(key[0])
-            self._total.reserved -= reserved
-            tenant.reserved -= reserved
-            if state.alive and self._live.get(key) is state:
-                self._charge(key[0], held - state.cost)
-                state.cost = held
-            self._drop_tenant_if_empty(key[0])
+        # `alive` turns False only under the store's lock: checked again there.
+        if state.alive:
+            held = ID_COST + state.recent_bytes + state.tracker.held_bytes
+            processor = state.processor
+            if processor is not None:
+                held += getattr(processor, "held_bytes", 0)
+        lock = self._lock
+        lock.acquire()
+        total = self._total
+        tenant = state.usage
+        total.reserved -= reserved
+        tenant.reserved -= reserved
+        if state.alive:
+            change = held - state.cost
+            total.memory += change
+            tenant.memory += change
+            state.cost = held
+        lock.release()
 
     def admit(self, key: Key, state: IdState) -> None:
         """A new id's first request was applied: it replaces what was remembered of a
         finished id of that name, and the ids finished earliest make room for it."""
         with self._lock:
-            if not (state.alive and self._live.get(key) is state):
+            if not state.alive:
                 return
             if key in self._finished:
                 self._forget_finished(key)
-            tenant = self._tenant(key[0])
+            tenant = state.usage
             self._total.ids += 1
             tenant.ids += 1
-            tenant_finished = self._tenant_finished.get(key[0])
+            tenant_finished = self._tenant_finished[key[0]]
             while tenant_finished and tenant.ids > tenant.max_ids:
                 self._forget_finished(next(iter(tenant_finished)))
             while self._finished and self._total.ids > self._total.max_ids:
@@ -267,44 +295,38 @@ class MemoryStore:
     def discard(self, key: Key, state: IdState) -> None:
         """Remove a state whose first request was refused."""
         with self._lock:
-            if self._live.get(key) is state:
+            if state.alive:
                 del self._live[key]
-            state.alive = False
+                state.alive = False
 
-    def finish(
-        self, key: Key, state: IdState, final: tuple, final_bytes: int, now: float
-    ) -> None:
+    def finish(self, key: Key, state: IdState, final: tuple, final_bytes: int, now: float) -> None:
         """The id's final was applied: it stops being live, and its last sequence (and,
         room permitting, its final response `final`, a tuple of `final_bytes`, for
         duplicates) is remembered."""
         with self._lock:
-            if not (state.alive and self._live.get(key) is state):
+            if not state.alive:
                 # Cleared or expired while its final was in flight: as if that came after.
                 return
             self._forget_live(key, state)
             if not state.last_sequence:
-                self._drop_tenant_if_empty(key[0])
                 return
             finished = Finished(state.last_sequence, now)
-            namespace = key[0]
-            tenant = self._tenant(namespace)
-            if (
-                final[0]
-                and final_bytes <= FINAL_KEPT_BYTES
-                and self._total.memory + self._total.reserved + final_bytes
-                <= self._total.max_memory - FINISHED_COST
-                and tenant.memory + tenant.reserved + final_bytes
-                <= tenant.max_memory - FINISHED_COST
-            ):
+            total = self._total
+            tenant = state.usage
+            room = min(
+                total.max_memory - total.memory - total.reserved,
+                tenant.max_memory - tenant.memory - tenant.reserved,
+            )
+            if final[0] and final_bytes <= min(FINAL_KEPT_BYTES, room - FINISHED_COST):
                 finished.final = final
                 finished.cost += final_bytes
                 self._final_results[key] = final_bytes
                 self._final_bytes += final_bytes
             self._finished[key] = finished
-            self._tenant_finished.setdefault(namespace, OrderedDict())[key] = None
-            self._total.ids += 1
+            self._tenant_finished[key[0]][key] = None
+            total.ids += 1
             tenant.ids += 1
-            self._charge(namespace, finished.cost)
+            self._charge(key[0], finished.cost)
             while self._final_bytes > FINAL_CACHE_BYTES:
                 self._drop_final(next(iter(self._final_results)))
 
@@ -316,10 +338,9 @@ class MemoryStore:
                 self._forget_live(key, state)
             if key in self._finished:
                 self._forget_finished(key)
-            self._drop_tenant_if_empty(key[0])
         return state is not None
 
-    def expire(self, now: float, most: int = 1000) -> int:
+    def expire(self, now: float, most: int) -> int:
         """Forget up to `most` ids idle since before `now - idle_ttl`; returns how many.
         The lock is held for one batch: call again while it returns `most`."""
         deadline = now - self._idle_ttl
@@ -330,14 +351,12 @@ class MemoryStore:
                 if state.touched > deadline:
                     break
                 self._forget_live(key, state)
-                self._drop_tenant_if_empty(key[0])
                 expired += 1
             while self._finished and expired < most:
                 key, finished = next(iter(self._finished.items()))
                 if finished.finished_at > deadline:
                     break
                 self._forget_finished(key)
-                self._drop_tenant_if_empty(key[0])
                 expired += 1
         return expired
 
@@ -354,32 +373,35 @@ class MemoryStore:
             tenant = self._tenants.get(namespace)
             return (tenant.ids, tenant.memory) if tenant is not None else (0, 0)
 
-    def recount(self) -> dict[str, tuple[int, int]]:
-        """(ids, memory) per namespace computed from every id's state, for checking the
-        running counts. Call it with no chunk in flight."""
-        counts: dict[str, list[int]] = {}
-        with self._lock:
-            for (namespace, _), state in self._live.items():
-                if state.applied:
-                    count = counts.setdefault(namespace, [0, 0])
-                    count[0] += 1
-                    count[1] += state.held_bytes()
-            for (namespace, _), finished in self._finished.items():
-                count = counts.setdefault(namespace, [0, 0])
-                count[0] += 1
-                count[1] += FINISHED_COST + (
-                    self._final_results.get((namespace, _), 0) if finished.final else 0
-                )
-        return {namespace: (ids, memory) for namespace, [ids, memory] in counts.items()}
-
     def counts(self) -> dict[str, tuple[int, int]]:
-        """(ids, memory) per namespace as the running counts have them."""
+        """(ids, memory) per namespace as the running counts have them, and in all ("*")."""
         with self._lock:
-            return {
+            counts = {
                 namespace: (usage.ids, usage.memory)
                 for namespace, usage in self._tenants.items()
                 if usage.ids or usage.memory
             }
+            if self._total.ids or self._total.memory:
+                counts["*"] = (self._total.ids, self._total.memory)
+            return counts
+
+    def recount(self) -> dict[str, tuple[int, int]]:
+        """The same as `counts()`, computed from every id's state, for checking the running
+        counts. Call it with no chunk in flight."""
+        counts: dict[str, list[int]] = {}
+        with self._lock:
+            charges = [
+                (key[0], state.held_bytes()) for key, state in self._live.items() if state.applied
+            ]
+            charges += [
+                (key[0], FINISHED_COST + self._final_results.get(key, 0)) for key in self._finished
+            ]
+        for namespace, charge in charges:
+            for name in (namespace, "*"):
+                count = counts.setdefault(name, [0, 0])
+                count[0] += 1
+                count[1] += charge
+        return {name: (ids, memory) for name, [ids, memory] in counts.items()}
 
     # -- bookkeeping, under the lock -----------------------------------------------------
 
@@ -391,33 +413,27 @@ class MemoryStore:
                 limits.ids_per_tenant, limits.memory_per_tenant, "--tenant-max-memory-bytes"
             )
             self._tenants[namespace] = tenant
+            self._tenant_finished[namespace] = OrderedDict()
         return tenant
-
-    def _drop_tenant_if_empty(self, namespace: str) -> None:
-        tenant = self._tenants.get(namespace)
-        if tenant is not None and not (tenant.ids or tenant.memory or tenant.reserved):
-            del self._tenants[namespace]
-            self._tenant_finished.pop(namespace, None)
 
     def _charge(self, namespace: str, amount: int) -> None:
         self._total.memory += amount
-        self._tenant(namespace).memory += amount
+        self._tenants[namespace].memory += amount
 
     def _forget_live(self, key: Key, state: IdState) -> None:
         del self._live[key]
         state.alive = False
         if state.applied:
             self._total.ids -= 1
-            self._tenant(key[0]).ids -= 1
+            state.usage.ids -= 1
         self._charge(key[0], -state.cost)
         state.cost = 0
 
     def _forget_finished(self, key: Key) -> None:
         finished = self._finished.pop(key)
-        tenant_finished = self._tenant_finished[key[0]]
-        del tenant_finished[key]
+        del self._tenant_finished[key[0]][key]
         self._total.ids -= 1
-        self._tenant(key[0]).ids -= 1
+        self._tenants[key[0]].ids -= 1
         size = self._final_results.pop(key, None)
         if size is not None:
             self._final_bytes -= size

@@ -136,13 +136,16 @@ class Tracker:
 
     def growth_bound(self, chunk: str) -> int:
         """The most `held_bytes` can grow by when `chunk` is added, however it relates to
-        the text: its UTF-8 (at most 4 bytes a character) plus the buffer's over-allocation
-        (an eighth of the new size), or the chunk itself kept as the new last chunk or
-        snapshot."""
-        if self.mode is _SNAPSHOT:
+        the text: its UTF-8 plus the buffer's over-allocation (an eighth of the new size),
+        and in AUTO mode the chunk kept as the last one seen; in SNAPSHOT mode the chunk
+        kept as the text."""
+        mode = self.mode
+        if mode is _SNAPSHOT:
             return _sizeof(chunk)
-        grown = (len(self._buffer) + 4 * len(chunk)) * 9 // 8 + _BYTEARRAY_SLACK
-        return max(0, grown - _sizeof(self._buffer)) + _sizeof(chunk)
+        encoded = len(chunk) if chunk.isascii() else 4 * len(chunk)
+        grown = (len(self._buffer) + encoded) * 9 // 8 + _BYTEARRAY_SLACK
+        bound = max(0, grown - _sizeof(self._buffer))
+        return bound + _sizeof(chunk) if mode is _AUTO else bound
 
     @property
     def text(self) -> str:

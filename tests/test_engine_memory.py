@@ -1,0 +1,235 @@
+"""The memory budget: what the store charges for ids, and the refusals it makes.
+
+Invariants:
+- the running counts (ids and memory, per namespace) always equal a recount from every
+  id's state, after any sequence of requests, finals, duplicates, clears and expiry;
+- the charged memory never passes --max-memory-bytes or a namespace's
+  --tenant-max-memory-bytes; a chunk that could pass it is refused with RESOURCE_EXHAUSTED
+  naming the limit, and changes nothing;
+- ClearChunk, GetCompleteText and a final in flight on one id leave the store as some
+  serial order of them would.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import tracemalloc
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.engine import Limits, NotFound, StreamingParser
+from server.engine._store import FINISHED_COST, ID_COST
+
+APPEND, SNAPSHOT, AUTO = 2, 3, 1
+PROCESSORS = ["text", "json", "plan", "metric"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def assert_counts_exact(parser: StreamingParser) -> None:
+    store = parser.store
+    counts = store.counts()
+    assert counts == store.recount()
+    assert store.memory == counts.get("*", (0, 0))[1]
+    assert store.memory == sum(memory for name, (_, memory) in counts.items() if name != "*")
+
+
+operation = st.one_of(
+    st.tuples(
+        st.just("chunk"),
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["", "t1", "t2"]),
+        st.sampled_from(['{"plan_markdown": "x', '", "files": [{"name": "n"}', "", "]}", "é😀"]),
+        st.sampled_from(PROCESSORS),
+        st.sampled_from([APPEND, SNAPSHOT, AUTO]),
+        st.booleans(),
+        st.integers(0, 6),
+    ),
+    st.tuples(st.just("clear"), st.sampled_from(["a", "b", "c"]), st.sampled_from(["", "t1"])),
+    st.tuples(st.just("wait"), st.integers(0, 30)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(operation, max_size=40), st.integers(1, 4))
+def test_running_counts_equal_a_recount_after_any_operations(operations, max_ids) -> None:
+    clock = FakeClock()
+    parser = StreamingParser(Limits(max_ids=max_ids, idle_ttl=20), clock=clock)
+    for op in operations:
+        if op[0] == "chunk":
+            _, chunk_id, namespace, chunk, processor, mode, final, sequence = op
+            parser.process(
+                chunk_id,
+                chunk,
+                processor_type=processor,
+                mode=mode,
+                final=final,
+                sequence=sequence,
+                namespace=namespace,
+            )
+        elif op[0] == "clear":
+            parser.clear(op[1], namespace=op[2])
+        else:
+            clock.now += op[1]
+            parser.expire()
+        assert_counts_exact(parser)
+        assert parser.store.memory <= parser.limits.max_memory_bytes
+
+
+def test_a_chunk_that_could_pass_the_budget_is_refused_and_changes_nothing() -> None:
+    parser = StreamingParser(Limits(max_memory_bytes=1 << 20))
+    first = parser.process("id", "x" * 100_000, mode=APPEND)
+    assert first.error is None
+    before = parser.store.memory
+    refused = parser.process("id", "y" * 400_000, mode=APPEND, sequence=7)
+    assert refused.error is not None and refused.error.status_hint == "RESOURCE_EXHAUSTED"
+    assert "--max-memory-bytes" in refused.error.message
+    assert refused.delta == "" and refused.output is None and not refused.final
+    assert parser.complete_text("id").text == "x" * 100_000
+    assert parser.complete_text("id").last_sequence == 0
+    assert parser.store.memory == before
+    assert_counts_exact(parser)
+
+
+def test_a_new_id_refused_by_the_budget_is_not_tracked() -> None:
+    parser = StreamingParser(Limits(max_memory_bytes=64 << 10))
+    refused = parser.process("new", "z" * 60_000, mode=APPEND)
+    assert refused.error is not None and "--max-memory-bytes" in refused.error.message
+    with pytest.raises(NotFound):
+        parser.complete_text("new")
+    assert parser.store.counts() == {}
+
+
+def test_filling_the_budget_with_ids_stops_at_the_budget() -> None:
+    budget = 4 << 20
+    parser = StreamingParser(Limits(max_memory_bytes=budget))
+    accepted = 0
+    for n in range(200):
+        result = parser.process(f"id-{n}", "w" * 50_000, mode=APPEND)
+        if result.error is None:
+            accepted += 1
+        else:
+            assert "--max-memory-bytes" in result.error.message
+    assert 0 < accepted < 200
+    assert parser.store.memory <= budget
+    assert_counts_exact(parser)
+
+
+def test_a_namespace_has_its_own_memory_and_id_quotas() -> None:
+    parser = StreamingParser(
+        Limits(max_memory_bytes=8 << 20, tenant_max_memory_bytes=1 << 20, tenant_max_ids=3)
+    )
+    for n in range(3):
+        assert parser.process(f"id-{n}", "a", namespace="greedy").error is None
+    fourth = parser.process("id-3", "a", namespace="greedy")
+    assert fourth.error is not None and "--tenant-max-ids" in fourth.error.message
+    big = parser.process("id-0", "b" * 900_000, mode=0, namespace="greedy")
+    assert big.error is not None and "--tenant-max-memory-bytes" in big.error.message
+    # Another namespace is untouched by the first one's use.
+    for n in range(3):
+        assert parser.process(f"id-{n}", "c" * 200_000, mode=APPEND, namespace="modest").error is None
+    assert_counts_exact(parser)
+
+
+def test_a_namespace_full_of_finished_ids_drops_its_own_earliest_first() -> None:
+    parser = StreamingParser(Limits(tenant_max_ids=2))
+    parser.process("other", "x", sequence=1, final=True, namespace="b")
+    for n in range(4):
+        assert parser.process(f"id-{n}", "x", sequence=1, final=True, namespace="a").error is None
+    assert parser.store.usage("a")[0] == 2
+    # The other namespace's finished id is still remembered: a resend is a duplicate.
+    assert parser.process("other", "x", sequence=1, namespace="b").duplicate
+    # Of the first namespace, the earliest finished were dropped: a resend is new.
+    assert not parser.process("id-0", "x", sequence=1, namespace="a").duplicate
+    assert_counts_exact(parser)
+
+
+def test_kept_final_responses_are_charged_and_released() -> None:
+    parser = StreamingParser()
+    parser.process("id", '{"plan_markdown": "' + "p" * 10_000, processor_type="plan", sequence=1)
+    live = parser.store.memory
+    final = parser.process("id", '"}', sequence=2, final=True)
+    assert final.final and final.error is None
+    finished = parser.store.memory
+    assert FINISHED_COST < finished < live + 30_000
+    assert parser.process("id", '"}', sequence=2, final=True).output == final.output
+    parser.clear("id")
+    assert parser.store.memory == 0
+    assert_counts_exact(parser)
+
+
+def test_id_cost_covers_what_an_empty_id_really_holds() -> None:
+    parser = StreamingParser()
+    for processor in PROCESSORS:
+        parser.process("warm-" + processor, "{", processor_type=processor, sequence=1)
+    gc.collect()
+    count = 200
+    charged_before = parser.store.memory
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for n in range(count):
+            for processor in PROCESSORS:
+                parser.process(f"{processor}-{n}", "{", processor_type=processor, sequence=1)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    real = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    charged = parser.store.memory - charged_before
+    assert real <= charged
+    # ...and not by a wide margin: the charge is a measure, not a guess.
+    assert charged <= 3 * real + count * len(PROCESSORS) * ID_COST // 2
+
+
+def test_clear_and_read_racing_a_final_in_flight_leave_a_serial_order() -> None:
+    for round_ in range(60):
+        parser = StreamingParser(Limits(max_ids=4))
+        text = '{"files": [' + ",".join(f'{{"name": "f{i}"}}' for i in range(300))
+        parser.process("id", text, processor_type="metric", sequence=1)
+        barrier = threading.Barrier(3)
+        results: dict[str, object] = {}
+
+        def final() -> None:
+            barrier.wait()
+            results["final"] = parser.process("id", "]}", sequence=2, final=True)
+
+        def clear() -> None:
+            barrier.wait()
+            results["clear"] = parser.clear("id")
+
+        def read() -> None:
+            barrier.wait()
+            try:
+                results["read"] = parser.complete_text("id").text
+            except NotFound:
+                results["read"] = None
+
+        threads = [threading.Thread(target=f) for f in (final, clear, read)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results["read"] in (None, text), round_
+        final_result = results["final"]
+        assert final_result.error is None
+        if final_result.duplicate:
+            pytest.fail("the final was answered as a duplicate")
+        if final_result.final and final_result.complete_text:
+            assert final_result.complete_text in (text + "]}", "]}")
+        # Whatever the order, the id is gone or freshly restarted, and a new sequence 1 is
+        # applied, not taken for a duplicate of the cleared id's.
+        parser.clear("id")
+        fresh = parser.process("id", "new", sequence=1)
+        assert not fresh.duplicate and fresh.delta == "new"
+        parser.clear("id")
+        assert parser.store.memory == 0
+        assert parser.store.counts() == {} == parser.store.recount()
