@@ -41,6 +41,13 @@ _EXPIRY_BATCH = 1000
 #: within its per-chunk path budget (tests/test_engine_bounds.py holds both).
 PROCESSOR_GROWTH_PER_CHAR = 256
 PROCESSOR_GROWTH_BASE = (2 << 20) + (64 << 10)
+#: A response to a chunk of n characters with output is at most RESPONSE_PER_CHAR * n +
+#: RESPONSE_BASE bytes plus a number the chunk ends (at most the text): the delta, values,
+#: the framing of at most n + 2 JSON ops, and paths within the JSON reader's per-chunk path
+#: budget (8 characters a character, 512 Ki more) at up to 4 bytes a character. Chunks
+#: whose bound could pass --max-response-bytes are measured instead.
+RESPONSE_PER_CHAR = 64
+RESPONSE_BASE = (2 << 20) + (8 << 10)
 #: A kept response of the text processor: its tuple and its delta.
 _TEXT_KEPT_OVERHEAD = 128
 
@@ -61,6 +68,9 @@ class StreamingParser:
         self._clock = clock
         self._store = MemoryStore(self.limits)
         self._factories = load_processors()
+        # Chunks longer than this are measured for the response limit (see RESPONSE_*).
+        spare = self.limits.max_response_bytes - self.limits.max_text_bytes - RESPONSE_BASE
+        self._measure_from = max(0, spare // RESPONSE_PER_CHAR)
 
     def process(
         self,
@@ -232,6 +242,18 @@ class StreamingParser:
                     f"the final response would be up to {size} bytes, over the limit of "
                     f"{self.limits.max_response_bytes} bytes (--max-response-bytes); "
                     "nothing changed: read the text with GetCompleteText, then clear the id"
+                )
+        elif output is not None and len(chunk) > self._measure_from:
+            result = ChunkResult(chunk_id, sequence, delta, output, error, False, "", reset)
+            size = response_size_bound(result)
+            if size > self.limits.max_response_bytes:
+                # Shown in part, it could not be rebuilt: the processor stops, as for text
+                # that cannot be read.
+                output, failed = None, True
+                error = InvalidArgument(
+                    f"this chunk's output would be up to {size} bytes, over the limit of "
+                    f"{self.limits.max_response_bytes} bytes (--max-response-bytes); "
+                    "no more output for this id"
                 )
         state.processor = processor
         state.failed = failed
