@@ -1,7 +1,8 @@
-"""`python -m bench [engine|service|all] [--quick]`: run the benches, print the report.
+"""`python -m bench [engine|service|stall|all] [--quick]`: run the benches, print the report.
 
-The full run takes about 15 minutes on 2 cores; `--quick` under two, with smaller
+The full run takes about 16 minutes on 2 cores; `--quick` under three, with smaller
 documents, shorter loads and fewer repeats, for trying things (its figures are noisier).
+`stall` alone (bench/loop_stall.py) takes about a minute.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from server.event_loop import EVENT_LOOPS
 
-from . import engine_bench, report, service_bench
+from . import engine_bench, loop_stall, report, service_bench
 
 
 def machine() -> dict:
@@ -52,10 +53,15 @@ def _loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+_EMPTY_GOALS = "## Goals\n\n| goal | figure | verdict |\n|---|---|---|\n\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", nargs="?", choices=("engine", "service", "all"), default="all")
-    parser.add_argument("--quick", action="store_true", help="under two minutes, noisier figures")
+    parser.add_argument(
+        "what", nargs="?", choices=("engine", "service", "stall", "all"), default="all"
+    )
+    parser.add_argument("--quick", action="store_true", help="under three minutes, noisier figures")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
     parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks here")
@@ -63,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         "--event-loop",
         choices=EVENT_LOOPS,
         default="auto",
-        help="service bench: the event loop of both servers and the load generator",
+        help="service and stall benches: the event loop of the servers and load generators",
+    )
+    parser.add_argument(
+        "--stall-idle", type=float, help="stall bench: seconds of probing before the load"
+    )
+    parser.add_argument(
+        "--stall-loaded", type=float, help="stall bench: seconds of probing under the load"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     args = parser.parse_args(argv)
@@ -94,7 +106,22 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(config, event_loop=args.event_loop)
         results["service"] = service_bench.run(config)
         results["service"]["loadavg"] = [before, _loadavg()]
+    if args.what in ("stall", "all"):
+        before = _loadavg()
+        stall = loop_stall.QUICK if args.quick else loop_stall.FULL
+        stall = dataclasses.replace(stall, event_loop=args.event_loop)
+        if args.stall_idle is not None:
+            stall = dataclasses.replace(stall, idle=args.stall_idle)
+        if args.stall_loaded is not None:
+            stall = dataclasses.replace(stall, loaded=args.stall_loaded)
+        results["stall"] = loop_stall.run(stall)
+        results["stall"]["loadavg"] = [before, _loadavg()]
     text = report.render(results)
+    if "stall" in results:
+        # The report's goal table knows the engine and service goals only; the stall
+        # section carries its own verdict.
+        text = text.replace(_EMPTY_GOALS, "").rstrip("\n") + "\n\n"
+        text += loop_stall.render(results["stall"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     if args.markdown:

@@ -21,6 +21,7 @@ from bench import (
     echo_server,
     engine_bench,
     loadgen,
+    loop_stall,
     peers,
     profile,
     report,
@@ -28,6 +29,7 @@ from bench import (
     timing,
     workloads,
 )
+from bench.__main__ import main as bench_main
 
 
 def _depth(value: object) -> int:
@@ -434,3 +436,74 @@ def test_children_are_pinned_to_their_cpu():
             check=True,
         ).stdout
         assert out.strip() == f"[{cpu}]"
+
+
+@pytest.mark.parametrize("size", [5, 16, 1000, 1024])
+def test_dense_json_chunks_continue_one_array_whatever_their_size(size):
+    chunk = loop_stall.dense_json(size)
+    assert len(chunk.encode()) == size
+    assert json.loads("[" + chunk * 3 + '"end"]')[-1] == "end"
+
+
+def test_stall_bench_end_to_end_against_a_real_server():
+    config = loop_stall.StallConfig(
+        idle=0.5,
+        warmup=0.5,
+        loaded=1.0,
+        heavy_streams=3,
+        heavy_ids=1,
+        readers=1,
+        heavy_channels=1,
+        chunk_bytes=16 * 1024,
+        id_bytes=64 * 1024,
+        event_loop="asyncio",
+    )
+    results = loop_stall.run(config)
+    for phase in ("idle", "loaded"):
+        figures = results[phase]
+        assert figures["probes"] > 0 and figures["errors"] == 0
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+    load = results["load"]
+    assert load["errors"] == 0, load["error_samples"]
+    assert load["chunks"] > 0 and load["reads"] > 0
+    # 16 KiB chunks on ids of at most 64 KiB: the shared id was replaced and cleared.
+    assert load["ids"] >= 2 and load["cleared"] >= 1
+    assert results["p99_ratio"] == pytest.approx(
+        results["loaded"]["p99_ms"] / results["idle"]["p99_ms"]
+    )
+    assert "| loaded | " in loop_stall.render(results)
+
+
+def test_bench_stall_command_runs_the_stall_bench_with_its_flags(monkeypatch, capsys):
+    configs = []
+    figures = {"probes": 10, "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0, "max_ms": 4.0}
+    canned = {
+        "idle": {**figures, "over_100ms": 0, "errors": 0},
+        "loaded": {**figures, "p99_ms": 9.0, "over_100ms": 0, "errors": 0},
+        "p99_ratio": 3.0,
+        "load": {
+            "chunks_while_probed": 1,
+            "mib_per_s_while_probed": 1.0,
+            "reads_while_probed": 1,
+            "ids": 1,
+            "cleared": 0,
+            "limited": 0,
+            "reads_not_found": 0,
+            "errors": 0,
+            "error_samples": [],
+        },
+        "server_cpu_s": 1.0,
+        "peak_rss_mib": 50.0,
+        "seconds": 5.0,
+    }
+
+    def run(config):
+        configs.append(config)
+        return {**canned, "config": dataclasses.asdict(config)}
+
+    monkeypatch.setattr(loop_stall, "run", run)
+    assert bench_main(["stall", "--quick", "--stall-idle", "1.5", "--stall-loaded", "2.5"]) == 0
+    assert configs == [dataclasses.replace(loop_stall.QUICK, idle=1.5, loaded=2.5)]
+    out = capsys.readouterr().out
+    assert "## Loop stall" in out and "loaded p99 / idle p99: 3.0 (goal ≤ 2): **not met**" in out
+    assert "## Goals" not in out  # no empty table of the engine and service goals
