@@ -233,3 +233,126 @@ def test_clear_and_read_racing_a_final_in_flight_leave_a_serial_order() -> None:
         parser.clear("id")
         assert parser.store.memory == 0
         assert parser.store.counts() == {} == parser.store.recount()
+
+
+def assert_store_consistent(parser: StreamingParser) -> None:
+    """What any serial order of requests, clears and expiry leaves: every key live or
+    finished, not both; the final cache's size its entries' sum; every count exact."""
+    store = parser.store
+    live, finished = set(store._live), set(store._finished)
+    assert not live & finished
+    assert store._final_bytes == sum(store._final_results.values())
+    assert set(store._final_results) <= finished
+    by_namespace = {key for keys in store._tenant_finished.values() for key in keys}
+    assert by_namespace == finished
+    assert all(state.alive for state in store._live.values())
+    assert_counts_exact(parser)
+    assert store._total.reserved == 0
+    assert all(usage.reserved == 0 for usage in store._tenants.values())
+
+
+thread_operation = st.one_of(
+    st.tuples(
+        st.just("chunk"),
+        st.sampled_from(["a", "b"]),
+        st.sampled_from(['{"files": [{"name": "f", "yml_content": "', "x" * 3000, "]}"]),
+        st.booleans(),
+        st.integers(0, 5),
+    ),
+    st.tuples(st.just("clear"), st.sampled_from(["a", "b"])),
+    st.tuples(st.just("read"), st.sampled_from(["a", "b"])),
+    st.tuples(st.just("expire")),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(thread_operation, max_size=25), min_size=2, max_size=4))
+def test_threads_racing_on_shared_ids_leave_the_store_consistent(per_thread) -> None:
+    clock = FakeClock()
+    parser = StreamingParser(Limits(max_ids=3, idle_ttl=5), clock=clock)
+    barrier = threading.Barrier(len(per_thread))
+    failures: list[BaseException] = []
+
+    def run(operations) -> None:
+        try:
+            barrier.wait()
+            for op in operations:
+                if op[0] == "chunk":
+                    _, chunk_id, chunk, final, sequence = op
+                    result = parser.process(
+                        chunk_id, chunk, processor_type="metric", final=final, sequence=sequence
+                    )
+                    assert result.error is None or result.error.status_hint != "UNKNOWN"
+                elif op[0] == "clear":
+                    parser.clear(op[1])
+                elif op[0] == "read":
+                    try:
+                        parser.complete_text(op[1])
+                    except NotFound:
+                        pass
+                else:
+                    clock.now += 3
+                    parser.expire()
+        except BaseException as error:  # noqa: BLE001 - reported below, on the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(ops,)) for ops in per_thread]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert_store_consistent(parser)
+    # And it goes on serving: a cleared id takes a new sequence 1 as new.
+    for chunk_id in ("a", "b"):
+        parser.clear(chunk_id)
+        assert not parser.process(chunk_id, "n", sequence=1).duplicate
+    assert_store_consistent(parser)
+
+
+class _GatedProcessor:
+    """A processor whose final waits at a gate: the test decides what happens meanwhile."""
+
+    description = "waits for the test at the final chunk"
+    entered = threading.Event()
+    gate = threading.Event()
+
+    def __init__(self, chunk_id: str, *, max_json_depth: int = 512) -> None:
+        pass
+
+    def process(self, new_text, *, final, complete_text):
+        if final:
+            _GatedProcessor.entered.set()
+            assert _GatedProcessor.gate.wait(10)
+        return None
+
+
+@pytest.mark.parametrize("meanwhile", ["clear", "expire"])
+def test_an_id_cleared_while_its_final_is_in_flight_is_forgotten(meanwhile) -> None:
+    """A final in flight, then ClearChunk (or expiry) of its id before it is done: the
+    store ends as if the final came first and the clear after it."""
+    clock = FakeClock()
+    parser = StreamingParser(Limits(idle_ttl=5), clock=clock)
+    parser._factories["gated"] = _GatedProcessor
+    _GatedProcessor.entered.clear()
+    _GatedProcessor.gate.clear()
+    assert parser.process("id", "text", processor_type="gated", sequence=1).error is None
+    results = []
+    final = threading.Thread(
+        target=lambda: results.append(parser.process("id", "!", sequence=2, final=True))
+    )
+    final.start()
+    assert _GatedProcessor.entered.wait(10)
+    if meanwhile == "clear":
+        assert parser.clear("id")
+    else:
+        clock.now += 10
+        assert parser.expire() == 1
+    _GatedProcessor.gate.set()
+    final.join()
+    assert results[0].final and results[0].complete_text == "text!"
+    assert_store_consistent(parser)
+    assert parser.store.counts() == {}
+    fresh = parser.process("id", "new", sequence=1)
+    assert not fresh.duplicate and fresh.delta == "new"
+    assert_store_consistent(parser)
