@@ -19,6 +19,7 @@ from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
 from server import _convert, _wire
+from server._gc import collection_held_off
 from server._logging import get_logger
 from server.auth import Authenticator, OpenAccess
 from server.engine import EngineError, StreamingParser
@@ -79,11 +80,15 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                     response = self._answer(request, namespace, False)
                 if response is None:
                     response = await loop.run_in_executor(
-                        self._executor, self._answer, request, namespace, True
+                        self._executor, self._answer_on_worker, request, namespace
                     )
                 await context.write(response)
         finally:
             _log.debug("stream closed", extra={"fields": {"peer": peer, "requests": count}})
+
+    def _answer_on_worker(self, request: pb.ProcessChunksRequest, namespace: str) -> bytes:
+        with collection_held_off():
+            return self._answer(request, namespace, True)
 
     def _answer(
         self, request: pb.ProcessChunksRequest, namespace: str, wait: bool
