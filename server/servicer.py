@@ -90,9 +90,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         with collection_held_off():
             return self._answer(request, namespace, True)
 
-    def _answer(
-        self, request: pb.ProcessChunksRequest, namespace: str, wait: bool
-    ) -> bytes | None:
+    def _answer(self, request: pb.ProcessChunksRequest, namespace: str, wait: bool) -> bytes | None:
         """The serialized response: ProcessChunks is registered without a response
         serializer (see `add_to_server`). None, with nothing done, when `wait` is False
         and the id is busy."""

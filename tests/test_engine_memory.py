@@ -136,7 +136,9 @@ def test_a_namespace_has_its_own_memory_and_id_quotas() -> None:
     assert big.error is not None and "--tenant-max-memory-bytes" in big.error.message
     # Another namespace is untouched by the first one's use.
     for n in range(3):
-        assert parser.process(f"id-{n}", "c" * 200_000, mode=APPEND, namespace="modest").error is None
+        assert (
+            parser.process(f"id-{n}", "c" * 200_000, mode=APPEND, namespace="modest").error is None
+        )
     assert_counts_exact(parser)
 
 
@@ -190,49 +192,50 @@ def test_id_cost_covers_what_an_empty_id_really_holds() -> None:
     assert charged <= 3 * real + count * len(PROCESSORS) * ID_COST // 2
 
 
+def race_a_final_with_a_clear_and_a_read() -> None:
+    parser = StreamingParser(Limits(max_ids=4))
+    text = '{"files": [' + ",".join(f'{{"name": "f{i}"}}' for i in range(300))
+    parser.process("id", text, processor_type="metric", sequence=1)
+    barrier = threading.Barrier(3)
+    results: dict[str, object] = {}
+
+    def final() -> None:
+        barrier.wait()
+        results["final"] = parser.process("id", "]}", sequence=2, final=True)
+
+    def clear() -> None:
+        barrier.wait()
+        results["clear"] = parser.clear("id")
+
+    def read() -> None:
+        barrier.wait()
+        try:
+            results["read"] = parser.complete_text("id").text
+        except NotFound:
+            results["read"] = None
+
+    threads = [threading.Thread(target=f) for f in (final, clear, read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["read"] in (None, text)
+    final_result = results["final"]
+    assert final_result.error is None and not final_result.duplicate
+    assert final_result.complete_text in (text + "]}", "]}")
+    # Whatever the order, a new sequence 1 is applied, not taken for a duplicate of the
+    # cleared id's.
+    parser.clear("id")
+    fresh = parser.process("id", "new", sequence=1)
+    assert not fresh.duplicate and fresh.delta == "new"
+    parser.clear("id")
+    assert parser.store.memory == 0
+    assert parser.store.counts() == {} == parser.store.recount()
+
+
 def test_clear_and_read_racing_a_final_in_flight_leave_a_serial_order() -> None:
-    for round_ in range(60):
-        parser = StreamingParser(Limits(max_ids=4))
-        text = '{"files": [' + ",".join(f'{{"name": "f{i}"}}' for i in range(300))
-        parser.process("id", text, processor_type="metric", sequence=1)
-        barrier = threading.Barrier(3)
-        results: dict[str, object] = {}
-
-        def final() -> None:
-            barrier.wait()
-            results["final"] = parser.process("id", "]}", sequence=2, final=True)
-
-        def clear() -> None:
-            barrier.wait()
-            results["clear"] = parser.clear("id")
-
-        def read() -> None:
-            barrier.wait()
-            try:
-                results["read"] = parser.complete_text("id").text
-            except NotFound:
-                results["read"] = None
-
-        threads = [threading.Thread(target=f) for f in (final, clear, read)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert results["read"] in (None, text), round_
-        final_result = results["final"]
-        assert final_result.error is None
-        if final_result.duplicate:
-            pytest.fail("the final was answered as a duplicate")
-        if final_result.final and final_result.complete_text:
-            assert final_result.complete_text in (text + "]}", "]}")
-        # Whatever the order, the id is gone or freshly restarted, and a new sequence 1 is
-        # applied, not taken for a duplicate of the cleared id's.
-        parser.clear("id")
-        fresh = parser.process("id", "new", sequence=1)
-        assert not fresh.duplicate and fresh.delta == "new"
-        parser.clear("id")
-        assert parser.store.memory == 0
-        assert parser.store.counts() == {} == parser.store.recount()
+    for _ in range(60):
+        race_a_final_with_a_clear_and_a_read()
 
 
 def assert_store_consistent(parser: StreamingParser) -> None:
