@@ -22,7 +22,7 @@ from server import _convert, _wire
 from server._gc import collection_held_off
 from server._logging import get_logger
 from server.auth import Authenticator, OpenAccess
-from server.engine import EngineError, StreamingParser
+from server.engine import EngineError, ProcessorFailed, StreamingParser
 
 _log = get_logger("servicer")
 
@@ -105,7 +105,15 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 namespace=namespace,
                 wait=wait,
             )
-            return None if result is None else _wire.chunk_response(result)
+            if result is None:
+                return None
+            if type(result.error) is ProcessorFailed:
+                _log.error(
+                    "processor failed",
+                    exc_info=result.error.__cause__,
+                    extra={"fields": {"rpc": "ProcessChunks"}},
+                )
+            return _wire.chunk_response(result)
         except Exception:
             _log.exception("bug in ProcessChunks", extra={"fields": {"rpc": "ProcessChunks"}})
             return pb.ProcessChunksResponse(

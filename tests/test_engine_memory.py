@@ -359,3 +359,30 @@ def test_an_id_cleared_while_its_final_is_in_flight_is_forgotten(meanwhile) -> N
     fresh = parser.process("id", "new", sequence=1)
     assert not fresh.duplicate and fresh.delta == "new"
     assert_store_consistent(parser)
+
+
+class _BrokenProcessor:
+    description = "raises what a processor should not"
+
+    def __init__(self, chunk_id: str, *, max_json_depth: int = 512) -> None:
+        pass
+
+    def process(self, new_text, *, final, complete_text):
+        if "boom" in new_text:
+            raise ValueError("a bug")
+        return None
+
+
+def test_a_processor_that_raises_stops_but_the_text_is_tracked_and_counted() -> None:
+    parser = StreamingParser()
+    parser._factories["broken"] = _BrokenProcessor
+    assert parser.process("id", "fine ", processor_type="broken", mode=APPEND, sequence=1).error is None
+    failed = parser.process("id", "boom", sequence=2)
+    assert failed.error is not None and failed.error.status_hint == "INTERNAL"
+    assert isinstance(failed.error.__cause__, ValueError)
+    assert failed.delta == "boom"
+    after = parser.process("id", " more boom", sequence=3)
+    assert after.error is None and after.delta == " more boom"
+    info = parser.complete_text("id")
+    assert (info.text, info.last_sequence) == ("fine boom more boom", 3)
+    assert_store_consistent(parser)

@@ -5,6 +5,7 @@ from ._errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ProcessorFailed,
     ResourceExhausted,
 )
 from ._limits import Limits
@@ -35,6 +36,7 @@ __all__ = [
     "NotFound",
     "Output",
     "PartialJson",
+    "ProcessorFailed",
     "ReasoningFile",
     "ReasoningText",
     "ResourceExhausted",

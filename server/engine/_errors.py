@@ -5,11 +5,14 @@
     │                      text that cannot become JSON, nesting past the limit
     ├── ResourceExhausted  a size or count limit would be passed
     ├── FailedPrecondition a request names another processor or mode than the id's own
-    └── NotFound           the id is not tracked
+    ├── NotFound           the id is not tracked
+    └── ProcessorFailed    a processor raised what it should not (a bug in it): the chunk's
+                           text is tracked and the processor shows nothing more for the id;
+                           the exception is the error's __cause__, for the server's log
 
-Every error means "nothing changed", except an InvalidArgument for invalid JSON: that
-one is reported beside a chunk whose text was tracked. Any other exception out of the
-engine is a bug.
+Every error means "nothing changed", except an InvalidArgument for invalid JSON and a
+ProcessorFailed: those are reported beside a chunk whose text was tracked. Any other
+exception out of the engine is a bug.
 """
 
 from __future__ import annotations
@@ -37,3 +40,7 @@ class FailedPrecondition(EngineError):
 
 class NotFound(EngineError):
     status_hint = "NOT_FOUND"
+
+
+class ProcessorFailed(EngineError):
+    status_hint = "INTERNAL"

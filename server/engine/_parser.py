@@ -15,6 +15,7 @@ from ._errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ProcessorFailed,
     ResourceExhausted,
 )
 from ._limits import Limits
@@ -226,6 +227,14 @@ class StreamingParser:
             except InvalidArgument as exc:
                 failed = True
                 error = exc
+            except Exception as exc:
+                # A bug in the processor: its state is suspect, the text is not.
+                failed = True
+                error = ProcessorFailed(
+                    "the id's processor failed; the server log has the details. "
+                    "The text is tracked; the processor shows nothing more for this id"
+                )
+                error.__cause__ = exc
         if final:
             result = ChunkResult(
                 chunk_id, sequence, delta, output, error, True, tracker.text, reset
