@@ -36,10 +36,9 @@ _MODE_NAMES = ", ".join(f"{m.value} ({m.name})" for m in DeltaMode)
 _MODE_NUMBERS = frozenset(m.value for m in DeltaMode)
 _EXPIRY_BATCH = 1000
 
-#: The most a processor's `held_bytes` grows by for a chunk of n characters is
-#: PROCESSOR_GROWTH_PER_CHAR * n + PROCESSOR_GROWTH_BASE: the built-in processors keep at
-#: most a few objects per character read, and the JSON reader's open containers hold paths
-#: within its per-chunk path budget (tests/test_engine_bounds.py holds both).
+#: The most a processor's `held_bytes` grows by for a chunk of n characters: its own
+#: `growth_bound(n)` where it has one (the built-ins do, and tests/test_engine_bounds.py
+#: holds them to it), else PROCESSOR_GROWTH_PER_CHAR * n + PROCESSOR_GROWTH_BASE.
 PROCESSOR_GROWTH_PER_CHAR = 256
 PROCESSOR_GROWTH_BASE = (2 << 20) + (64 << 10)
 #: A response to a chunk of n characters with output is at most RESPONSE_PER_CHAR * n +
@@ -193,7 +192,11 @@ class StreamingParser:
             if sequence:
                 reserved += _TEXT_KEPT_OVERHEAD + 4 * len(chunk)
         else:
-            reserved += PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
+            growth_bound = getattr(state.processor, "growth_bound", None)
+            if growth_bound is not None:
+                reserved += growth_bound(len(chunk))
+            else:
+                reserved += PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
             if sequence:
                 reserved += RECENT_RESPONSE_BYTES
         store = self._store
