@@ -5,20 +5,25 @@ stream sends 16-byte chunks on an id of its own, one at a time, each waiting for
 response, and records the round trips:
 
 1. idle: the probe alone;
-2. loaded: the same probe while other streams send 1 MiB chunks of dense JSON (short
-   strings in an array, the most engine time per byte) under the `json` processor,
-   several streams sharing each id so that their chunks queue on it, and readers call
-   GetCompleteText on those ids in a loop.
+2. loaded: the same probe, on the same connection, while other streams send 1 MiB chunks of
+   dense JSON (short strings in an array, the most engine time per byte) under the `json`
+   processor, several streams sharing each id so that their chunks queue on it, and readers
+   call GetCompleteText on those ids in a loop.
 
 The figure is loaded p99 / idle p99 (goal ≤ 2). Anything on the server that makes an
 unrelated request wait for an id's megabyte chunk (a lock taken on the event loop, a
-worker pool full of blocked threads) shows up as loaded round trips of seconds.
+worker pool full of blocked threads, a long pause of the GIL) shows up in it.
 
-The server is `python -m server` in a child process and the load comes from another,
-each on a CPU of its own where there are two, as in the service bench:
+Three processes, so that the probe's round trip is the server's alone: the server
+(`python -m server`, on CPU 0 where there are two), the load (CPU 1) and the probe (CPU 1).
+A probe sharing the load's event loop waited for that loop to handle 7 MB responses and
+1 MiB requests, a client-side stall counted against the server. The load does little work
+now (its streams pass responses through as bytes and look only for an error field), so
+it leaves the probe most of CPU 1.
 
-    python -m bench stall                  # about a minute
-    python -m bench.loop_stall --target HOST:PORT ...   # the load generator alone; prints JSON
+    python -m bench stall                            # about a minute
+    python -m bench.loop_stall --target HOST:PORT    # against a running server
+    python -m bench.loop_stall --role probe|load --target HOST:PORT   # one child alone
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -54,10 +60,18 @@ TEXT_LIMIT = 16 * MiB
 # Final responses and GetCompleteText of a full id pass gRPC's default 4 MiB.
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * MiB),
-    # Each channel its own connection: the probe does not queue behind megabyte frames.
+    # Each channel its own connection: the heavy streams spread over them.
     ("grpc.use_local_subchannel_pool", 1),
 ]
 RPC_TIMEOUT = 120.0
+_SERVICE = "/" + pb.DESCRIPTOR.services_by_name["StreamingParser"].full_name
+PROCESS_CHUNKS = f"{_SERVICE}/ProcessChunks"
+GET_COMPLETE_TEXT = f"{_SERVICE}/GetCompleteText"
+# ProcessChunksResponse.error = 5, length-delimited.
+_ERROR_FIELD = 5
+ROLES = ("probe", "load")
+# Children's spare time past the phases, for starting up and shutting down.
+_SLACK = 120.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ class StallConfig:
     id_bytes: int = 8 * MiB  # an id is replaced once its text would pass this
     probe_interval: float = 0.002  # pause between one probe's response and the next send
     reader_interval: float = 0.01  # pause between one reader's calls
-    event_loop: str = "auto"  # of the server and the load generator
+    event_loop: str = "auto"  # of the server, the load and the probe
 
 
 FULL = StallConfig()
@@ -106,16 +120,69 @@ def summarize(round_trips: list[float]) -> dict:
     }
 
 
-# --- the load generator (a child process) ---------------------------------------------
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def response_error(data: bytes) -> pb.Error | None:
+    """The `error` of a serialized ProcessChunksResponse, None when it has none.
+
+    Only the top-level fields are walked, skipping over their contents, so a 7 MB answer
+    costs a handful of steps, not a parse.
+    """
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _, at = _varint(data, at)
+        elif wire_type == 2:
+            size, at = _varint(data, at)
+            if number == _ERROR_FIELD:
+                return pb.Error.FromString(data[at : at + size])
+            at += size
+        else:
+            raise ValueError(f"unexpected wire type {wire_type} in a ProcessChunksResponse")
+    return None
+
+
+def _stdin_closed() -> asyncio.Future[None]:
+    """Done once the parent closes this process's stdin (or writes a line to it)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def wait() -> None:
+        sys.stdin.readline()
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    threading.Thread(target=wait, daemon=True).start()
+    return done
+
+
+def _say(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
+# --- the load (a child process) -------------------------------------------------------
 
 
 class Lockstep:
-    """One ProcessChunks stream: each request waits for its response."""
+    """One raw ProcessChunks stream: bytes out, bytes in, each request waiting for its
+    response. Nothing is parsed: a response is checked with `response_error`."""
 
-    def __init__(self, stub: pb_grpc.StreamingParserStub) -> None:
-        self._call = stub.ProcessChunks(timeout=None)
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._call = channel.stream_stream(
+            PROCESS_CHUNKS, request_serializer=None, response_deserializer=None
+        )(timeout=None)
 
-    async def send(self, request: pb.ProcessChunksRequest) -> pb.ProcessChunksResponse:
+    async def send(self, request: bytes) -> bytes:
         await self._call.write(request)
         response = await self._call.read()
         if response is grpc.aio.EOF:
@@ -138,6 +205,10 @@ class LoadTally:
     reads_not_found: int = 0
     ids: int = 0
     cleared: int = 0
+    # time.monotonic() of each answer, a clock all processes share: the parent counts
+    # those that came while the probe ran.
+    chunk_times: list[float] = field(default_factory=list)
+    read_times: list[float] = field(default_factory=list)
 
     def error(self, text: str) -> None:
         self.errors += 1
@@ -171,13 +242,12 @@ class SharedId:
                 self._generation += 1
                 # The array is opened before any stream may send to the id, so the text
                 # stays JSON whatever order the streams' chunks arrive in.
-                opened = await opener.send(
-                    pb.ProcessChunksRequest(
-                        chunk_id=chunk_id, chunk="[", processor_type="json", mode=APPEND
-                    )
+                opening = pb.ProcessChunksRequest(
+                    chunk_id=chunk_id, chunk="[", processor_type="json", mode=APPEND
                 )
-                if opened.HasField("error"):
-                    self._tally.error(f"opening {chunk_id}: {opened.error.message}")
+                error = response_error(await opener.send(opening.SerializeToString()))
+                if error is not None:
+                    self._tally.error(f"opening {chunk_id}: {error.message}")
                 self._tally.ids += 1
                 self.current, self._planned = chunk_id, 1
             self._planned += size
@@ -213,41 +283,55 @@ class SharedId:
 
 
 async def _heavy_stream(
-    stub: pb_grpc.StreamingParserStub, shared: SharedId, chunk: str, tally: LoadTally
+    channel: grpc.aio.Channel, shared: SharedId, chunk: str, tally: LoadTally
 ) -> None:
-    stream = Lockstep(stub)
+    stub = pb_grpc.StreamingParserStub(channel)
+    stream = Lockstep(channel)
+    # Serialized once per id: a megabyte request is not rebuilt for every send.
+    request_id, request = "", b""
     try:
         while True:
             chunk_id = await shared.reserve(len(chunk), stream, stub)
+            if chunk_id != request_id:
+                request_id = chunk_id
+                request = pb.ProcessChunksRequest(
+                    chunk_id=chunk_id, chunk=chunk
+                ).SerializeToString()
             try:
-                response = await stream.send(
-                    pb.ProcessChunksRequest(chunk_id=chunk_id, chunk=chunk)
-                )
+                error = response_error(await stream.send(request))
             finally:
                 shared.release(chunk_id, stub)
             tally.chunks += 1
             tally.chunk_bytes += len(chunk)
-            if not response.HasField("error"):
+            tally.chunk_times.append(time.monotonic())
+            if error is None:
                 continue
-            if response.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
+            if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
                 tally.limited += 1
             else:
-                tally.error(f"{chunk_id}: {response.error.code} {response.error.message}")
+                tally.error(f"{chunk_id}: {error.code} {error.message}")
     finally:
         stream.cancel()
 
 
 async def _reader(
-    stub: pb_grpc.StreamingParserStub, shared: SharedId, interval: float, tally: LoadTally
+    channel: grpc.aio.Channel, shared: SharedId, interval: float, tally: LoadTally
 ) -> None:
+    # The text is not looked at: its size is enough, and parsing 8 MB is the load's time.
+    read = channel.unary_unary(
+        GET_COMPLETE_TEXT,
+        request_serializer=pb.GetCompleteTextRequest.SerializeToString,
+        response_deserializer=None,
+    )
     while True:
         chunk_id = shared.current
         if chunk_id is not None:
             request = pb.GetCompleteTextRequest(chunk_id=chunk_id)
             try:
-                response = await stub.GetCompleteText(request, timeout=RPC_TIMEOUT)
+                response = await read(request, timeout=RPC_TIMEOUT)
                 tally.reads += 1
-                tally.read_bytes += len(response.text)
+                tally.read_bytes += len(response)
+                tally.read_times.append(time.monotonic())
             except grpc.aio.AioRpcError as error:
                 # Between a replacement and the first chunk of the new id, or just cleared.
                 if error.code() == grpc.StatusCode.NOT_FOUND:
@@ -257,77 +341,38 @@ async def _reader(
         await asyncio.sleep(interval)
 
 
-async def _probe(
-    stub: pb_grpc.StreamingParserStub, tag: str, seconds: float, interval: float
-) -> tuple[list[float], int]:
-    """Round trips of 16-byte chunks on an id of the probe's own for `seconds`; and how
-    many responses carried an error."""
-    stream = Lockstep(stub)
-    chunk_id = f"{tag}-probe"
-    request = pb.ProcessChunksRequest(
-        chunk_id=chunk_id, chunk=PROBE_CHUNK, processor_type="text", mode=APPEND
-    )
-    round_trips: list[float] = []
-    errors = 0
-    sent = 0
-    end = time.perf_counter() + seconds
-    try:
-        while time.perf_counter() < end:
-            # 16 bytes a chunk: far from the text limit even at thousands a second.
-            if sent * len(PROBE_CHUNK) >= TEXT_LIMIT // 2:
-                await stub.ClearChunk(pb.ClearChunkRequest(chunk_id=chunk_id), timeout=RPC_TIMEOUT)
-                sent = 0
-            started = time.perf_counter()
-            response = await stream.send(request)
-            round_trips.append(time.perf_counter() - started)
-            sent += 1
-            errors += response.HasField("error")
-            if interval:
-                await asyncio.sleep(interval)
-    finally:
-        stream.cancel()
-    await stub.ClearChunk(pb.ClearChunkRequest(chunk_id=chunk_id), timeout=RPC_TIMEOUT)
-    return round_trips, errors
+async def load(args: argparse.Namespace) -> dict:
+    """Heavy streams and readers against `args.target` until stdin closes; the tally.
 
-
-async def generate(args: argparse.Namespace) -> dict:
-    """The two phases against the server at `args.target`; the figures as a dict."""
-    probe_channel = grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS)
-    heavy_channels = [
+    Says `{"ready": true}` once its channels are connected and its streams started.
+    """
+    stop = _stdin_closed()
+    channels = [
         grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS)
         for _ in range(args.heavy_channels)
     ]
-    for channel in (probe_channel, *heavy_channels):
+    for channel in channels:
         await asyncio.wait_for(channel.channel_ready(), 10)
-    probe_stub = pb_grpc.StreamingParserStub(probe_channel)
-    stubs = [pb_grpc.StreamingParserStub(channel) for channel in heavy_channels]
-
-    idle, idle_errors = await _probe(probe_stub, f"{args.tag}-idle", args.idle, args.probe_interval)
-
     tally = LoadTally()
     shared = [SharedId(f"{args.tag}-heavy-{i}", args, tally) for i in range(args.heavy_ids)]
     chunk = dense_json(args.chunk_bytes)
     tasks = [
         asyncio.create_task(
-            _heavy_stream(stubs[i % len(stubs)], shared[i % len(shared)], chunk, tally)
+            _heavy_stream(channels[i % len(channels)], shared[i % len(shared)], chunk, tally)
         )
         for i in range(args.heavy_streams)
     ]
     tasks += [
         asyncio.create_task(
-            _reader(stubs[i % len(stubs)], shared[i % len(shared)], args.reader_interval, tally)
+            _reader(
+                channels[i % len(channels)], shared[i % len(shared)], args.reader_interval, tally
+            )
         )
         for i in range(args.readers)
     ]
+    _say({"ready": True})
     try:
-        await asyncio.sleep(args.warmup)
-        before = dataclasses.replace(tally)
-        started = time.perf_counter()
-        loaded, loaded_errors = await _probe(
-            probe_stub, f"{args.tag}-loaded", args.loaded, args.probe_interval
-        )
-        elapsed = time.perf_counter() - started
-        during = dataclasses.replace(tally)
+        await stop
     finally:
         for one in shared:
             one.closing = True
@@ -337,28 +382,71 @@ async def generate(args: argparse.Namespace) -> dict:
     for outcome in results:
         if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
             tally.error(f"{type(outcome).__name__}: {outcome}")
-    for channel in (probe_channel, *heavy_channels):
+    for channel in channels:
         await channel.close()
+    return dataclasses.asdict(tally)
 
-    idle_summary = summarize(idle)
-    loaded_summary = summarize(loaded)
-    return {
-        "idle": {**idle_summary, "errors": idle_errors},
-        "loaded": {**loaded_summary, "errors": loaded_errors},
-        "p99_ratio": loaded_summary["p99_ms"] / idle_summary["p99_ms"],
-        "load": {
-            **dataclasses.asdict(tally),
-            "loaded_seconds": elapsed,
-            "chunks_while_probed": during.chunks - before.chunks,
-            "mib_per_s_while_probed": (during.chunk_bytes - before.chunk_bytes) / MiB / elapsed,
-            "reads_while_probed": during.reads - before.reads,
-        },
-    }
+
+# --- the probe (a child process) ------------------------------------------------------
+
+
+async def _probe(
+    stub: pb_grpc.StreamingParserStub, tag: str, seconds: float, interval: float
+) -> dict:
+    """Round trips of 16-byte chunks on an id of the probe's own for `seconds`: their
+    summary, how many responses carried an error, and when probing started and ended."""
+    stream = stub.ProcessChunks(timeout=None)
+    chunk_id = f"{tag}-probe"
+    request = pb.ProcessChunksRequest(
+        chunk_id=chunk_id, chunk=PROBE_CHUNK, processor_type="text", mode=APPEND
+    )
+    round_trips: list[float] = []
+    errors = 0
+    sent = 0
+    began = time.monotonic()
+    end = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < end:
+            # 16 bytes a chunk: far from the text limit even at thousands a second.
+            if sent * len(PROBE_CHUNK) >= TEXT_LIMIT // 2:
+                await stub.ClearChunk(pb.ClearChunkRequest(chunk_id=chunk_id), timeout=RPC_TIMEOUT)
+                sent = 0
+            started = time.perf_counter()
+            await stream.write(request)
+            response = await stream.read()
+            round_trips.append(time.perf_counter() - started)
+            if response is grpc.aio.EOF:
+                raise RuntimeError(f"the probe's stream ended: {await stream.code()}")
+            sent += 1
+            errors += response.HasField("error")
+            if interval:
+                await asyncio.sleep(interval)
+    finally:
+        stream.cancel()
+    ended = time.monotonic()
+    await stub.ClearChunk(pb.ClearChunkRequest(chunk_id=chunk_id), timeout=RPC_TIMEOUT)
+    return {**summarize(round_trips), "errors": errors, "began": began, "ended": ended}
+
+
+async def probe(args: argparse.Namespace) -> dict:
+    """The idle phase, said at once; then, when a line comes on stdin, the loaded phase."""
+    channel = grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS)
+    await asyncio.wait_for(channel.channel_ready(), 10)
+    stub = pb_grpc.StreamingParserStub(channel)
+    _say({"idle": await _probe(stub, f"{args.tag}-idle", args.idle, args.probe_interval)})
+    await _stdin_closed()
+    loaded = await _probe(stub, f"{args.tag}-loaded", args.loaded, args.probe_interval)
+    await channel.close()
+    return {"loaded": loaded}
+
+
+# --- the bench (the parent process) ---------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.loop_stall", description=__doc__)
-    parser.add_argument("--target", help="HOST:PORT of a running server: only generate load")
+    parser.add_argument("--target", help="HOST:PORT of a running server instead of a new one")
+    parser.add_argument("--role", choices=ROLES, help="run one child alone; it prints JSON")
     defaults = StallConfig()
     for name in (
         "idle",
@@ -380,41 +468,98 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _loadgen_command(address: str, config: StallConfig) -> list[str]:
-    command = [sys.executable, "-m", "bench.loop_stall", "--target", address]
+def _child(role: str, address: str, config: StallConfig, tag: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "bench.loop_stall", "--role", role, "--target", address]
     for item in dataclasses.fields(config):
         command += [f"--{item.name.replace('_', '-')}", str(getattr(config, item.name))]
-    return [*command, "--tag", f"stall-{uuid.uuid4().hex[:8]}"]
+    return subprocess.Popen(
+        [*command, "--tag", tag],
+        cwd=service_bench.REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=service_bench._on_cpu(service_bench.LOADGEN_CPU),
+    )
 
 
-# --- the bench (the parent process) ---------------------------------------------------
+def _said(child: subprocess.Popen[str]) -> dict:
+    line = child.stdout.readline()
+    if not line:
+        raise RuntimeError(f"a {child.args[3]} child ended ({child.wait()}): {child.args}")
+    return json.loads(line)
 
 
-def run(config: StallConfig) -> dict:
-    """Start the server, run the load generator against it, and add the server's figures."""
+def _while(began: float, ended: float, times: list[float]) -> int:
+    return sum(1 for t in times if began <= t <= ended)
+
+
+def run(config: StallConfig, target: str | None = None) -> dict:
+    """The two phases against the server at `target`, or a new one (then with its CPU and
+    memory figures); the figures as a dict."""
     started = time.perf_counter()
-    server = service_bench.chunkwise_server(config.event_loop)
-    server.start()
+    server = None
+    if target is None:
+        server = service_bench.chunkwise_server(config.event_loop)
+        server.start()
+        target = server.address
+    tag = f"stall-{uuid.uuid4().hex[:8]}"
+    children: list[subprocess.Popen[str]] = []
+    # A child that hangs is killed, which ends the reads below.
+    watchdog = threading.Timer(
+        config.idle + config.warmup + config.loaded + _SLACK,
+        lambda: [child.kill() for child in children],
+    )
+    watchdog.start()
+    result: dict = {}
     try:
-        command = _loadgen_command(server.address, config)
-        cpu_before = server.cpu_seconds()
-        loadgen = subprocess.run(
-            command,
-            cwd=service_bench.REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=config.idle + config.warmup + config.loaded + 120,
-            preexec_fn=service_bench._on_cpu(service_bench.LOADGEN_CPU),
-        )
-        if loadgen.returncode != 0:
-            raise RuntimeError(f"load generator failed ({loadgen.returncode}): {command}")
-        result = json.loads(loadgen.stdout.strip().splitlines()[-1])
-        result["server_cpu_s"] = server.cpu_seconds() - cpu_before
-        result.update(server.memory())
+        cpu_before = server.cpu_seconds() if server else 0.0
+        prober = _child("probe", target, config, tag)
+        children.append(prober)
+        idle = _said(prober)["idle"]
+        loader = _child("load", target, config, tag)
+        children.append(loader)
+        _said(loader)  # ready
+        time.sleep(config.warmup)
+        prober.stdin.write("go\n")
+        prober.stdin.flush()
+        loaded = _said(prober)["loaded"]
+        loader.stdin.close()
+        tally = _said(loader)
+        for child in children:
+            if child.wait() != 0:
+                raise RuntimeError(f"a child failed ({child.returncode}): {child.args}")
+        if server is not None:
+            result["server_cpu_s"] = server.cpu_seconds() - cpu_before
+            result.update(server.memory())
     finally:
-        server.stop()
-    result["config"] = dataclasses.asdict(config)
-    result["seconds"] = time.perf_counter() - started
+        watchdog.cancel()
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if server is not None:
+            server.stop()
+    began, ended = loaded.pop("began"), loaded.pop("ended")
+    del idle["began"], idle["ended"]
+    elapsed = ended - began
+    chunks = _while(began, ended, tally.pop("chunk_times"))
+    reads = _while(began, ended, tally.pop("read_times"))
+    result.update(
+        {
+            "idle": idle,
+            "loaded": loaded,
+            "p99_ratio": loaded["p99_ms"] / idle["p99_ms"],
+            "load": {
+                **tally,
+                "loaded_seconds": elapsed,
+                "chunks_while_probed": chunks,
+                "mib_per_s_while_probed": chunks * config.chunk_bytes / MiB / elapsed,
+                "reads_while_probed": reads,
+            },
+            "config": dataclasses.asdict(config),
+            "seconds": time.perf_counter() - started,
+        }
+    )
     return result
 
 
@@ -451,8 +596,13 @@ def render(stall: dict) -> str:
         f"({load['mib_per_s_while_probed']:.2f} MiB/s), {load['reads_while_probed']:,} "
         f"GetCompleteText. Whole run: {load['ids']:,} shared ids opened, {load['cleared']:,} "
         f"cleared, {load['limited']:,} RESOURCE_EXHAUSTED, {load['reads_not_found']:,} "
-        f"NOT_FOUND reads, {errors:,} other errors. Server CPU {stall['server_cpu_s']:.1f} s, "
-        f"peak RSS {stall['peak_rss_mib']:.0f} MiB; {stall['seconds']:.0f} s in all."
+        f"NOT_FOUND reads, {errors:,} other errors."
+        + (
+            f" Server CPU {stall['server_cpu_s']:.1f} s, peak RSS {stall['peak_rss_mib']:.0f} MiB;"
+            if "server_cpu_s" in stall
+            else ""
+        )
+        + f" {stall['seconds']:.0f} s in all."
     )
     for sample in load["error_samples"]:
         lines.append(f"- error: {sample}")
@@ -461,13 +611,15 @@ def render(stall: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.target:
-        result = run_on_loop(lambda: generate(args), args.event_loop)
-        print(json.dumps(result))
+    if args.role is not None:
+        if not args.target:
+            raise SystemExit("--role needs --target")
+        role = probe if args.role == "probe" else load
+        _say(run_on_loop(lambda: role(args), args.event_loop))
         return 0
     fields = {item.name for item in dataclasses.fields(StallConfig)}
     config = StallConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    print(render(run(config)))
+    print(render(run(config, args.target)))
     return 0
 
 

@@ -445,6 +445,19 @@ def test_dense_json_chunks_continue_one_array_whatever_their_size(size):
     assert json.loads("[" + chunk * 3 + '"end"]')[-1] == "end"
 
 
+def test_stall_load_finds_a_response_error_without_parsing_the_rest():
+    from chunkwise.v1 import streaming_pb2 as pb
+
+    big = pb.ProcessChunksResponse(
+        chunk_id="x", sequence=300, delta="d" * 70_000, final=True, complete_text="t" * 5
+    )
+    assert loop_stall.response_error(big.SerializeToString()) is None
+    failed = pb.ProcessChunksResponse(chunk_id="x", delta="d" * 200)
+    failed.error.code, failed.error.message = 8, "too big"
+    error = loop_stall.response_error(failed.SerializeToString())
+    assert (error.code, error.message) == (8, "too big")
+
+
 def test_stall_bench_end_to_end_against_a_real_server():
     config = loop_stall.StallConfig(
         idle=0.5,
