@@ -386,3 +386,39 @@ def test_a_processor_that_raises_stops_but_the_text_is_tracked_and_counted() -> 
     info = parser.complete_text("id")
     assert (info.text, info.last_sequence) == ("fine boom more boom", 3)
     assert_store_consistent(parser)
+
+
+def test_kept_final_responses_give_way_to_new_work() -> None:
+    """Kept finals are a cache: when the budget is full of them, the oldest are dropped for
+    a new chunk, and a duplicate of a dropped final is still a duplicate, without text."""
+    parser = StreamingParser(Limits(max_memory_bytes=4 << 20))
+    body = '{"plan_markdown": "' + "p" * 200_000
+    finished = 0
+    for n in range(40):
+        parser.process(f"done-{n}", body, processor_type="plan", mode=APPEND, sequence=1)
+        result = parser.process(f"done-{n}", '"}', sequence=2, final=True)
+        finished += result.error is None
+    assert finished == 40
+    assert parser.store._final_results
+    for n in range(5):
+        fresh = parser.process(f"new-{n}", "n" * 200_000, mode=APPEND, sequence=1)
+        assert fresh.error is None, fresh.error
+    assert parser.store.memory <= 4 << 20
+    again = parser.process("done-0", '"}', sequence=2, final=True)
+    assert again.duplicate and again.final
+    assert_store_consistent(parser)
+
+
+def test_a_namespace_makes_room_only_from_its_own_kept_finals() -> None:
+    parser = StreamingParser(Limits(max_memory_bytes=16 << 20, tenant_max_memory_bytes=3 << 20))
+    body = "x" * 150_000
+    for namespace in ("a", "b"):
+        for n in range(12):
+            parser.process(f"id-{n}", body, mode=APPEND, sequence=1, namespace=namespace)
+            parser.process(f"id-{n}", "!", sequence=2, final=True, namespace=namespace)
+    kept_b = [key for key in parser.store._final_results if key[0] == "b"]
+    for n in range(5):
+        result = parser.process(f"new-{n}", body, mode=APPEND, sequence=1, namespace="a")
+        assert result.error is None, result.error
+    assert [key for key in parser.store._final_results if key[0] == "b"] == kept_b
+    assert_store_consistent(parser)

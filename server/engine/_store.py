@@ -163,6 +163,9 @@ class _Usage:
         self.max_memory = max_memory
         self.flag = flag  # the setting a refusal names
 
+    def short_of(self, amount: int) -> bool:
+        return self.memory + self.reserved + amount > self.max_memory
+
     def refusal(self, amount: int) -> ResourceExhausted:
         return ResourceExhausted(
             f"memory for ids would pass {self.flag} ({self.max_memory} bytes): "
@@ -233,17 +236,13 @@ class MemoryStore:
         try:
             total = self._total
             tenant = state.usage
-            if (
-                total.memory + total.reserved + amount > total.max_memory
-                or tenant.memory + tenant.reserved + amount > tenant.max_memory
-            ):
+            if total.short_of(amount) or tenant.short_of(amount):
+                self._make_room(amount, tenant, key[0])
+            if total.short_of(amount) or tenant.short_of(amount):
                 if not state.applied and state.alive:
                     del self._live[key]
                     state.alive = False
-                over = (
-                    total if total.memory + total.reserved + amount > total.max_memory else tenant
-                )
-                raise over.refusal(amount)
+                raise (total if total.short_of(amount) else tenant).refusal(amount)
             total.reserved += amount
             tenant.reserved += amount
         finally:
@@ -438,6 +437,20 @@ class MemoryStore:
         if size is not None:
             self._final_bytes -= size
         self._charge(key[0], -finished.cost)
+
+    def _make_room(self, amount: int, tenant: _Usage, namespace: str) -> None:
+        """Kept final responses are a cache: the oldest give way to new work (a duplicate
+        of their final then gets no delta or output, as the contract allows)."""
+        total = self._total
+        if total.short_of(amount):
+            while self._final_results and total.short_of(amount):
+                self._drop_final(next(iter(self._final_results)))
+        if tenant.short_of(amount):
+            own = [key for key in self._final_results if key[0] == namespace]
+            for key in own:
+                if not tenant.short_of(amount):
+                    break
+                self._drop_final(key)
 
     def _drop_final(self, key: Key) -> None:
         size = self._final_results.pop(key)
