@@ -30,8 +30,8 @@ from server.engine._jsonreader import JsonReader
 OFFSET = re.compile(r"at offset (\d+)\b")
 
 
-def read(chunks: list[str], *, max_depth: int = 512) -> list:
-    reader = JsonReader(max_depth=max_depth)
+def read(chunks: list[str], **limits) -> list:
+    reader = JsonReader(**limits)
     ops = []
     for chunk in chunks:
         ops += reader.feed(chunk)
@@ -414,7 +414,9 @@ def test_hundred_thousand_open_brackets_is_an_error_not_a_recursion_error():
 def test_nesting_deeper_than_the_interpreter_stack_needs_no_recursion():
     depth = 3000  # well past Python's default recursion limit of 1000
     text = '{"a":' * depth + "[" + "]" + "}" * depth
-    ops = shown(read(cut(text, range(0, len(text), 64)), max_depth=depth + 1))
+    ops = shown(
+        read(cut(text, range(0, len(text), 64)), max_depth=depth + 1, max_path_chars=2 * depth)
+    )
     assert len(ops) == depth + 1
     assert ops[-1] == Set("/a" * depth, "[]")
 
@@ -428,7 +430,7 @@ def _document_of_a_megabyte() -> str:
 
 
 # Each holds one token a reader might collect piece by piece: a copy of everything so far
-# at every piece would make these quadratic.
+# at every piece would make these quadratic. The key needs paths far past the defaults.
 ONE_MEGABYTE = {
     "document": _document_of_a_megabyte,
     "string": lambda: json.dumps("x\\é" * 120_000),
@@ -443,7 +445,7 @@ ONE_MEGABYTE = {
 def test_one_megabyte_in_16_character_pieces_takes_seconds_not_minutes(kind):
     text = ONE_MEGABYTE[kind]()
     assert len(text) >= 1_000_000
-    reader, ops = JsonReader(), []
+    reader, ops = JsonReader(max_path_chars=len(text), path_budget_base=len(text)), []
     started = time.perf_counter()
     for i in range(0, len(text), 16):
         ops += reader.feed(text[i : i + 16])
@@ -451,3 +453,181 @@ def test_one_megabyte_in_16_character_pieces_takes_seconds_not_minutes(kind):
     elapsed = time.perf_counter() - started
     assert elapsed < 30, f"{elapsed:.1f} s for {len(text)} code points"
     assert apply_ops(ops) == loads_exact(text)
+
+
+# ----------------------------------------------------------------- path bounds
+
+PATH_ERROR = "invalid JSON: path longer than 4096 characters at offset"
+
+
+def first_error(chunks: list[str], **limits) -> InvalidArgument:
+    with pytest.raises(InvalidArgument) as info:
+        read(chunks, **limits)
+    return info.value
+
+
+def some_cuts(text: str) -> list[list[str]]:
+    """The whole text, 1-character pieces, 7-character pieces and a few two-way splits."""
+    splits = [[text[:i], text[i:]] for i in (1, 2, len(text) // 2, len(text) - 2)]
+    return [[text], list(text), cut(text, range(7, len(text), 7)), *splits]
+
+
+@pytest.mark.parametrize(
+    "parent,key_chars",
+    [('{"', 4095), ('{"a": {"', 4093), ('[{"', 4093), ('{"~": {"', 4092)],
+)
+def test_a_key_that_makes_a_path_of_4096_is_fine_and_one_more_fails_at_its_quote(parent, key_chars):
+    # '{"~": {"': the parent is "/~0", escaped: three characters.
+    closer = "}" * parent.count("{") + "]" * parent.count("[")
+    fits = parent + "k" * key_chars + '": 1' + closer
+    for chunks in some_cuts(fits):
+        ops = read(chunks)
+        assert max(len(op.path) for op in ops) == 4096
+    too_long = parent + "k" * (key_chars + 1) + '": 1' + closer
+    for chunks in some_cuts(too_long):
+        error = first_error(chunks)
+        assert error.message == f"{PATH_ERROR} {len(parent) - 1}"
+
+
+def test_escapes_count_as_they_are_written_in_the_path():
+    fits = '{"' + "~" * 2047 + '/": 1}'  # "/" + 2047 * "~0" + "~1": 4097 characters
+    assert first_error([fits]).message == f"{PATH_ERROR} 1"
+    assert max(len(op.path) for op in read(['{"' + "~" * 2047 + '": 1}'])) == 4095
+
+
+def test_a_long_key_fails_before_it_is_read_whole():
+    reader = JsonReader()
+    reader.feed('{"')
+    with pytest.raises(InvalidArgument) as info:
+        for _ in range(5000):
+            reader.feed("k")
+    assert info.value.message == f"{PATH_ERROR} 1"
+    # At most a path's worth of one-character parts: a list slot and a str each.
+    assert reader.held_bytes < 4096 * 128
+
+
+def test_an_element_whose_path_is_too_long_fails_at_its_first_character():
+    key = "k" * 4093  # "/" + key + "/0" is 4096 characters
+    assert max(len(op.path) for op in read(['{"' + key + '": [1, [], {}]}'])) == 4096
+    text = '{"' + key + '": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9,  10]}'
+    for chunks in some_cuts(text):
+        assert first_error(chunks).message == f"{PATH_ERROR} {text.index('10')}"
+    assert read(['{"' + key + 'k": []}'])  # an empty array needs no element path
+    text = '{"' + key + 'k": [ \n1]}'
+    for chunks in some_cuts(text):
+        assert first_error(chunks).message == f"{PATH_ERROR} {text.index('1]')}"
+
+
+def test_the_path_limit_is_configurable():
+    assert first_error(['{"abc": 1}'], max_path_chars=3).message.endswith("at offset 1")
+    assert first_error(["[[[[1]]]]"], max_path_chars=7).message.endswith("at offset 4")
+    assert apply_ops(read(["[[[1]]]"], max_path_chars=6)) == [[[loads_exact("1")]]]
+
+
+# ----------------------------------------------------------------- path budget
+
+BUDGET = re.compile(r"^JSON paths of one chunk would pass (\d+) characters at offset (\d+)$")
+
+
+def path_chars(ops: list) -> int:
+    return sum(len(op.path) for op in ops)
+
+
+def test_512_nested_brackets_and_their_closers_fit_one_feeds_budget():
+    text = "[" * 512 + "]" * 512
+    ops = read([text])
+    assert path_chars(ops) == 2 * 261_632
+    assert path_chars(ops) <= 8 * len(text) + 512 * 1024
+
+
+def test_many_values_under_deep_nesting_pass_the_budget_at_the_op_that_would():
+    text = "[" * 512 + "0," * 200_000
+    budget = 8 * len(text) + 512 * 1024
+    # Where the budget runs out, counted without the reader: each "0" is Set at its path.
+    total, k = sum(range(0, 1024, 2)), 0
+    while True:
+        total += 1022 + 1 + len(str(k))
+        if total > budget:
+            break
+        k += 1
+    for ends in (True, False):
+        error = first_error([text], ends=ends)
+        match = BUDGET.match(error.message)
+        assert match, error.message
+        assert (int(match[1]), int(match[2])) == (budget, 512 + 2 * k)
+
+    # Fed 500 characters at a time, every feed stays within its own budget.
+    reader = JsonReader()
+    for chunk in cut(text, range(500, len(text), 500)):
+        assert path_chars(reader.feed(chunk)) <= 8 * len(chunk) + 512 * 1024
+
+
+def test_close_has_a_budget_of_its_own():
+    reader = JsonReader(path_budget_base=0)
+    reader.feed("12")
+    assert reader.close() == [Set("", "12")]  # the root's path is empty
+
+
+@given(
+    doc=documents(),
+    data=st.data(),
+    per_char=st.sampled_from([0, 1, 8]),
+    base=st.sampled_from([0, 30, 300, 5000]),
+    max_path=st.sampled_from([64, 4096]),
+)
+def test_a_feed_fails_on_the_budget_exactly_when_its_ops_would_pass_it(
+    doc, data, per_char, base, max_path
+):
+    # Feeds short enough that they cannot pass their budget are not metered at all; both
+    # kinds are drawn here (max_path 64 and base 5000 leave feeds of up to 77 unmetered).
+    chunks = data.draw(chunkings_of(doc.text))
+    limits = {"path_budget_per_char": per_char, "path_budget_base": base}
+    limited = JsonReader(max_path_chars=max_path, **limits)
+    free = JsonReader(max_path_chars=max_path, path_budget_base=1 << 40)
+    for chunk in chunks:
+        try:
+            expected = free.feed(chunk)
+        except InvalidArgument:
+            return  # a path too long, for both
+        budget = per_char * len(chunk) + base
+        if path_chars(expected) <= budget:
+            assert limited.feed(chunk) == expected
+            continue
+        with pytest.raises(InvalidArgument) as info:
+            limited.feed(chunk)
+        match = BUDGET.match(info.value.message)
+        assert match and int(match[1]) == budget
+        assert 0 <= int(match[2]) < len("".join(chunks))
+        return
+
+
+# ----------------------------------------------------------------- held bytes
+
+
+@given(
+    doc=documents(),
+    data=st.data(),
+    ends=st.booleans(),
+    starts=st.booleans(),
+)
+def test_held_bytes_is_kept_equal_to_a_recount(doc, data, ends, starts):
+    # Documents close what they open, chunkings cut keys, numbers and escapes anywhere.
+    reader = JsonReader(ends=ends, string_starts=starts)
+    assert reader.held_bytes == reader.recount_held_bytes()
+    for chunk in data.draw(chunkings_of(doc.text)):
+        reader.feed(chunk)
+        assert reader.held_bytes == reader.recount_held_bytes()
+    reader.close()
+    assert reader.held_bytes == reader.recount_held_bytes()
+
+
+@pytest.mark.parametrize("piece", [1, 3, 64])
+def test_held_bytes_follows_keys_and_numbers_read_in_pieces(piece):
+    text = '{"' + "ké😀" * 300 + '": [' + "7" * 5000 + ', {"a": [[[' + "]]]}]}"
+    reader, peak = JsonReader(), 0
+    for chunk in cut(text, range(piece, len(text), piece)):
+        reader.feed(chunk)
+        assert reader.held_bytes == reader.recount_held_bytes()
+        peak = max(peak, reader.held_bytes)
+    assert peak > 5000  # the number's digits were counted while it was read
+    assert reader.held_bytes == reader.recount_held_bytes()

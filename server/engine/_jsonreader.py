@@ -38,10 +38,13 @@ what the reader holds and emits in proportion to the text that carries it:
   ``max_depth * max_path_chars`` characters of paths, whatever the keys.
 * The paths of all ops one ``feed(text)`` (or ``close()``) emits total at most
   ``path_budget_per_char * len(text) + path_budget_base`` code points; the op that would
-  pass that fails at its offset, before it is appended. Each op costs one subtraction.
-  The base lets a single feed open every allowed level: 512 nested ``[`` emit paths of
-  261,632 characters. So ops carry at most a constant times the text fed, plus that base,
-  and the paths of the containers a feed opens (each emitted with its Set) are within it.
+  pass that fails at its offset, before it is appended. The base lets a single feed open
+  every allowed level: 512 nested ``[`` emit paths of 261,632 characters. So ops carry at
+  most a constant times the text fed, plus that base, and so do the paths of the
+  containers a feed opens (each is emitted with its Set). A feed makes at most one op a
+  character, and one more; a feed too short to pass its budget even so (under 128
+  characters by default, the usual case) is not metered, and a longer one costs one
+  subtraction an op.
 
 ``held_bytes`` is an upper estimate of the memory the reader holds beyond its fixed size,
 kept up to date where frames are pushed and popped and key parts collected, so reading it
@@ -117,6 +120,7 @@ CHAR_BYTES = 4
 _FRAME_BYTES = 128
 _SLOT_BYTES = 16
 _ENTRY_BYTES = 128
+_FRAME_FIXED_BYTES = _FRAME_BYTES + STR_BYTES  # a frame and its path's str, but its characters
 
 # Ops are built as `_new(Set, (path, json))`: a NamedTuple's own constructor is a Python
 # function and costs twice as much, and a chunk makes a few ops.
@@ -169,13 +173,18 @@ class JsonReader:
         self._max_path_chars = max_path_chars
         self._budget_per_char = path_budget_per_char
         self._budget_base = path_budget_base
+        # A feed of at most this many characters (pending ones included) cannot pass its
+        # budget: it makes at most one op a character and one more, each with a path of at
+        # most max_path_chars. Only a longer one is metered, op by op.
+        self._unmetered_chars = path_budget_base // max_path_chars - 1
+        self._metered = False
         self._budget = self._path_room = 0  # path characters this feed may emit, and left
         self.string_starts: dict[int, int] | None = {} if string_starts else None
         self._state = _START
         self._pending = ""
         self._base = 0  # offset of the first character of the next feed's data
         self._stack: list[list] = []  # [is_array, pointer, index]
-        self._stack_bytes = 0
+        self._stack_chars = 0  # of all the stack's paths
         self._path = ""  # where the next value goes
         self._parts: list[str] = []  # a key's text so far
         self._parts_chars = 0
@@ -199,7 +208,8 @@ class JsonReader:
     @property
     def held_bytes(self) -> int:
         """An upper estimate of the memory held beyond the reader's fixed size; O(1)."""
-        held = self._stack_bytes + STR_BYTES + CHAR_BYTES * len(self._path)
+        held = _FRAME_FIXED_BYTES * len(self._stack) + CHAR_BYTES * self._stack_chars
+        held += STR_BYTES + CHAR_BYTES * len(self._path)
         if self._pending:
             held += STR_BYTES + CHAR_BYTES * len(self._pending)
         if self._parts:
@@ -212,7 +222,7 @@ class JsonReader:
 
     def recount_held_bytes(self) -> int:
         """`held_bytes` computed from scratch."""
-        held = sum(_FRAME_BYTES + STR_BYTES + CHAR_BYTES * len(f[1]) for f in self._stack)
+        held = sum(_FRAME_FIXED_BYTES + CHAR_BYTES * len(f[1]) for f in self._stack)
         held += STR_BYTES + CHAR_BYTES * len(self._path)
         if self._pending:
             held += STR_BYTES + CHAR_BYTES * len(self._pending)
@@ -226,7 +236,9 @@ class JsonReader:
         if self._error is not None:
             raise self._error
         data = self._pending + text if self._pending else text
-        self._budget = self._path_room = self._budget_per_char * len(text) + self._budget_base
+        self._metered = metered = len(data) > self._unmetered_chars
+        if metered:
+            self._budget = self._path_room = self._budget_per_char * len(text) + self._budget_base
         if self.string_starts:
             self.string_starts.clear()
         ops: list[JsonOp] = []
@@ -244,6 +256,7 @@ class JsonReader:
         ("unexpected end of JSON at offset N") when the value is unfinished."""
         if self._error is not None:
             raise self._error
+        self._metered = True
         self._budget = self._path_room = self._budget_base
         ops: list[JsonOp] = []
         if self._state == _NUMBER and not self._stack and self._number_state in _N_ACCEPT:
@@ -370,36 +383,29 @@ class JsonReader:
     def _start_value(self, data: str, i: int, ops: list[JsonOp]) -> int:
         char = data[i]
         path = self._path
-        size = len(path)
-        if size > self._max_path_chars:
+        if len(path) > self._max_path_chars:
             raise self._path_too_long(self._base + i)
-        # Every value emits its Set here, or at its end for a number or literal read in
-        # pieces; the budget is charged for it now and for any further op below.
-        room = self._path_room - size
-        if room < 0:
-            raise self._over_budget(self._base + i)
+        metered = self._metered
         if not self._stack and self._value_start < 0:
             self._value_start = self._base + i
         if char == '"':
+            if metered:
+                self._spend(path, self._base + i)
             if self.string_starts is not None:
                 self.string_starts[len(ops)] = self._base + i
             ops.append(_new(Set, (path, '""')))
             whole = _whole_string(data, i + 1)
             if whole is None:
-                self._path_room = room
                 self._state = _STRING
                 return i + 1
             if whole[0]:
-                room -= size
-                if room < 0:
-                    raise self._over_budget(self._base + i + 1)
+                if metered:
+                    self._spend(path, self._base + i + 1)
                 ops.append(_new(Append, (path, whole[0])))
             if self._ends:
-                room -= size
-                if room < 0:
-                    raise self._over_budget(self._base + whole[1] - 1)
+                if metered:
+                    self._spend(path, self._base + whole[1] - 1)
                 ops.append(_new(End, (path,)))
-            self._path_room = room
             self._value_done(self._base + whole[1])
             return whole[1]
         if char == "{" or char == "[":
@@ -409,17 +415,19 @@ class JsonReader:
                     f"at offset {self._base + i}"
                 )
             is_array = char == "["
-            self._path_room = room
+            if metered:
+                self._spend(path, self._base + i)
             ops.append(_new(Set, (path, "[]" if is_array else "{}")))
             self._stack.append([is_array, path, 0])
-            self._stack_bytes += _FRAME_BYTES + STR_BYTES + CHAR_BYTES * size
+            self._stack_chars += len(path)
             self._state = _FIRST_ITEM if is_array else _FIRST_KEY
             return i + 1
         if char in _NUMBER_CHARS and char not in "+.eE":
             number = _WHOLE_NUMBER.match(data, i)
             end = number.end() if number else i
             if end > i and end < len(data) and data[end] not in _NUMBER_CHARS:
-                self._path_room = room
+                if metered:
+                    self._spend(path, self._base + i)
                 ops.append(_new(Set, (path, number.group())))
                 self._value_done(self._base + end)
                 return end
@@ -429,7 +437,8 @@ class JsonReader:
         literal = _LITERALS.get(char)
         if literal is not None and data.startswith(literal, i):
             end = i + len(literal)
-            self._path_room = room
+            if metered:
+                self._spend(path, self._base + i)
             ops.append(_new(Set, (path, literal)))
             self._value_done(self._base + end)
             return end
@@ -455,12 +464,12 @@ class JsonReader:
             self._value_end = end
 
     def _close_container(self, i: int, ops: list[JsonOp]) -> int:
-        path = self._stack[-1][1]
+        path = self._stack.pop()[1]
+        self._stack_chars -= len(path)
         if self._ends:
-            self._spend(path, self._base + i)
+            if self._metered:
+                self._spend(path, self._base + i)
             ops.append(_new(End, (path,)))
-        self._stack.pop()
-        self._stack_bytes -= _FRAME_BYTES + STR_BYTES + CHAR_BYTES * len(path)
         self._value_done(self._base + i + 1)
         return i + 1
 
@@ -474,15 +483,23 @@ class JsonReader:
             text = self._decode(data, i, stop)
             if text:
                 if self._state == _STRING:
-                    self._spend(self._path, self._base + i)
+                    if self._metered:
+                        self._spend(self._path, self._base + i)
                     ops.append(_new(Append, (self._path, text)))
                 else:
-                    self._add_key_part(text)
+                    # Escaping only lengthens a key: one already too long unescaped fails
+                    # here, so its parts never hold more than a path's worth of text.
+                    chars = self._parts_chars + len(text)
+                    if len(self._stack[-1][1]) + chars >= self._max_path_chars:
+                        raise self._path_too_long(self._key_start)
+                    self._parts.append(text)
+                    self._parts_chars = chars
         if close < 0:
             return ~stop if stop < n else n
         if self._state == _STRING:
             if self._ends:
-                self._spend(self._path, self._base + close)
+                if self._metered:
+                    self._spend(self._path, self._base + close)
                 ops.append(_new(End, (self._path,)))
             self._value_done(self._base + close + 1)
         else:
@@ -495,15 +512,6 @@ class JsonReader:
             self._path = f"{parent}/{token}"
             self._state = _COLON
         return close + 1
-
-    def _add_key_part(self, text: str) -> None:
-        # Escaping only lengthens a key: a key already too long unescaped fails here,
-        # and its parts never hold more than a path's worth of text.
-        chars = self._parts_chars + len(text)
-        if len(self._stack[-1][1]) + chars >= self._max_path_chars:
-            raise self._path_too_long(self._key_start)
-        self._parts.append(text)
-        self._parts_chars = chars
 
     def _decode(self, data: str, start: int, stop: int) -> str:
         text = data[start:stop]
@@ -544,7 +552,8 @@ class JsonReader:
         return i
 
     def _end_number(self, ops: list[JsonOp], end: int) -> None:
-        self._spend(self._path, end)
+        if self._metered:
+            self._spend(self._path, end)
         ops.append(_new(Set, (self._path, self._number.decode())))
         self._number = bytearray()
         self._value_done(end)
@@ -562,7 +571,8 @@ class JsonReader:
         i += take
         self._literal_matched = matched
         if matched == len(literal):
-            self._spend(self._path, self._base + i - 1)
+            if self._metered:
+                self._spend(self._path, self._base + i - 1)
             ops.append(_new(Set, (self._path, literal)))
             self._value_done(self._base + i)
         return i
