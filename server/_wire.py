@@ -9,6 +9,10 @@ order); `tests/test_server_wire.py` checks the bytes parse to exactly the messag
 
 Answers with an error or a ReasoningFile, and any plugin output, are rare or large enough
 not to matter: they go through `_convert` and upb.
+
+A megabyte of dense JSON makes 400,000 ops and a 7 MB answer. Each C call here holds the
+GIL until it returns, so the ops' pieces are joined a batch at a time, and the answer's
+megabytes are copied once, by the last join.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ def _varint(value: int) -> bytes:
 # looked up.
 _SMALL_LIMIT = 1 << 14
 _SMALL = [_varint(n) for n in range(_SMALL_LIMIT)]
+
+
+def _head(tag: bytes, size: int) -> bytes:
+    return tag + (_SMALL[size] if size < _SMALL_LIMIT else _varint(size))
 
 
 def _field(tag: bytes, data: bytes) -> bytes:
@@ -92,8 +100,10 @@ def chunk_response(result: ChunkResult) -> bytes:
     if result.delta:
         parts.append(_field(_DELTA, result.delta.encode()))
     if output is not None:
-        body = _json(output) if type(output) is PartialJson else _reasoning_text(output)
-        parts.append(_field(_OUTPUT, body))
+        if type(output) is PartialJson:
+            parts += _json(output)
+        else:
+            parts.append(_field(_OUTPUT, _reasoning_text(output)))
     if result.final:
         parts.append(_FINAL_TRUE)
         if result.complete_text:
@@ -105,19 +115,31 @@ def chunk_response(result: ChunkResult) -> bytes:
     return b"".join(parts)
 
 
-def _json(output: PartialJson) -> bytes:
+#: Ops joined in one go: a few hundred kilobytes, a fraction of a millisecond.
+_JOIN_BATCH = 4096
+
+
+def _json(output: PartialJson) -> list[bytes]:
+    """The response's `output` field, in pieces to be joined with the rest."""
+    deltas = output.deltas
+    pieces: list[bytes] = []
     parts: list[bytes] = []
-    for op in output.deltas:
-        path, value = op
-        # A oneof member is written even when empty: that is what selects it.
-        entry = _field(_DELTA_SET if type(op) is Set else _DELTA_APPEND, value.encode())
-        if path:
-            entry = _field(_DELTA_PATH, path.encode()) + entry
-        parts.append(_field(_JSON_DELTAS, entry))
+    for start in range(0, len(deltas), _JOIN_BATCH):
+        for op in deltas[start : start + _JOIN_BATCH]:
+            path, value = op
+            # A oneof member is written even when empty: that is what selects it.
+            entry = _field(_DELTA_SET if type(op) is Set else _DELTA_APPEND, value.encode())
+            if path:
+                entry = _field(_DELTA_PATH, path.encode()) + entry
+            parts.append(_field(_JSON_DELTAS, entry))
+        pieces.append(b"".join(parts))
+        parts.clear()
     if output.value_json:
-        parts.append(_field(_JSON_VALUE, output.value_json.encode()))
+        pieces.append(_field(_JSON_VALUE, output.value_json.encode()))
     # The `json` member of the output's oneof is present even when empty.
-    return _field(_OUTPUT_JSON, b"".join(parts))
+    inner = sum(map(len, pieces))
+    json_head = _head(_OUTPUT_JSON, inner)
+    return [_head(_OUTPUT, len(json_head) + inner), json_head, *pieces]
 
 
 def _reasoning_text(output: ReasoningText) -> bytes:

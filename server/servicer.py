@@ -19,10 +19,10 @@ from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
 from server import _convert, _wire
-from server._gc import collection_held_off
+from server._gc import collection_held_off, free_gradually
 from server._logging import get_logger
 from server.auth import Authenticator, OpenAccess
-from server.engine import EngineError, ProcessorFailed, StreamingParser
+from server.engine import EngineError, PartialJson, ProcessorFailed, StreamingParser
 
 _log = get_logger("servicer")
 
@@ -144,7 +144,10 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                     exc_info=result.error.__cause__,
                     extra={"fields": {"rpc": "ProcessChunks"}},
                 )
-            return _wire.chunk_response(result)
+            response = _wire.chunk_response(result)
+            if type(result.output) is PartialJson:
+                free_gradually(result.output, "deltas")
+            return response
         except Exception:
             _log.exception("bug in ProcessChunks", extra={"fields": {"rpc": "ProcessChunks"}})
             return pb.ProcessChunksResponse(
