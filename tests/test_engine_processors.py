@@ -10,6 +10,9 @@ import decimal
 import hashlib
 import json
 import random
+import re
+import time
+import tracemalloc
 import uuid
 from dataclasses import dataclass
 
@@ -19,6 +22,7 @@ from helpers import (
     Style,
     chunkings,
     chunkings_of,
+    cut,
     decode,
     documents,
     encode_string,
@@ -33,12 +37,14 @@ from hypothesis import strategies as st
 from server.engine import (
     Append,
     FileDelta,
+    InvalidArgument,
     PartialJson,
     ReasoningFile,
     ReasoningText,
     Set,
     StreamingParser,
 )
+from server.engine._processors import BUILTIN_PROCESSORS, MetricProcessor, strict_json
 
 APPEND, SNAPSHOT, AUTO = 2, 3, 1
 
@@ -409,3 +415,219 @@ def test_json_value_json_is_strict_json():
     text = '{"a": "x\ny\t", "b": "\\ud800", "c": "\\ud83d\\ude00"}'
     final = StreamingParser().process("v", text, processor_type="json", final=True)
     assert exact(final.output.value_json) == {"a": "x\ny\t", "b": "\ufffd", "c": "😀"}
+
+
+# ------------------------------------------------------------------------ files: what is one
+
+
+def final_files(text: str, processor: str = "metric") -> list[tuple[str, str]]:
+    result = StreamingParser().process("f", text, processor_type=processor, final=True)
+    assert result.error is None, result.error
+    return [(f.file_name, f.text) for f in result.output.files]
+
+
+@pytest.mark.parametrize("processor", sorted(FILE_TITLES))
+def test_only_elements_of_the_first_files_array_are_files(processor):
+    cases = {
+        '{"files": {"10000000000": {"name": "x"}}}': [],
+        '{"files": {"' + "9" * 4000 + '": {"name": "x"}}}': [],
+        '{"files": [{"name": "a"}], "' + "9" * 4000 + '": 1}': [("a", "")],
+        '{"files": {"0": {"name": "x"}}, "files": [{"name": "y", "yml_content": "b"}]}': [
+            ("y", "b")
+        ],
+        '{"files": [{"name": "a"}], "files": [{"name": "b"}, {"name": "c"}]}': [("a", "")],
+        '{"files": [1, {"name": "a"}, "s", [{"name": "no"}], {"name": "b"}, null]}': [
+            ("a", ""),
+            ("b", ""),
+        ],
+        '{"x": {"files": [{"name": "no"}]}, "files": [{"name": "a", "files": [{"name": "no"}]}]}': [
+            ("a", "")
+        ],
+        '{"files": [{"name": 1, "name": "late", "yml_content": 2, "yml_content": "c"}]}': [
+            ("late", "c")
+        ],
+        '{"files": [{"name": "a", "name": "b", "yml_content": "c", "yml_content": "d"}]}': [
+            ("a", "c")
+        ],
+    }
+    for text, files in cases.items():
+        assert final_files(text, processor) == files, text
+    # Past int()'s 4,300 digits a key is past the longest path too.
+    text = '{"files": {"' + "9" * 5000 + '": {"name": "x"}}}'
+    error = StreamingParser().process("f", text, processor_type=processor).error
+    assert error.message == "invalid JSON: path longer than 4096 characters at offset 11"
+
+
+def test_a_file_index_allocates_nothing():
+    # An index used to grow the list of files up to it: ten billion froze the server.
+    text = '{"files": {"100000": {"name": "x"}}}'
+    processor = MetricProcessor("m")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for chunk in cut(text, range(4, len(text), 4)):
+            processor.process(chunk, final=False, complete_text=lambda: text)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024
+    assert processor.process("", final=True, complete_text=lambda: text).files == []
+
+
+# ------------------------------------------------------------------------ files: name limit
+
+NAME_HEAD = '{"files": [{"yml_content": "c", "name": '
+
+
+def name_cuts(text: str, name_at: int) -> list[list[str]]:
+    return [
+        [text],
+        cut(text, range(1, len(text))),
+        cut(text, range(5, len(text), 5)),
+        [text[:name_at], text[name_at:]],
+        [text[: name_at + 1], text[name_at + 1 :]],
+        [text[: name_at + 600], text[name_at + 600 :]],
+    ]
+
+
+def run_files(chunks: list[str], processor: str = "metric") -> list:
+    p = BUILTIN_PROCESSORS[processor]("m")
+    text = "".join(chunks)
+    outputs = [p.process(c, final=False, complete_text=lambda: text) for c in chunks]
+    return [*outputs, p.process("", final=True, complete_text=lambda: text)]
+
+
+@pytest.mark.parametrize("processor", sorted(FILE_TITLES))
+def test_a_file_name_of_1024_characters_is_fine_and_one_more_fails_at_its_quote(processor):
+    name = "n" * 1023 + "\\u00e9"  # an escape is one character of the name
+    fits = NAME_HEAD + '"' + name + '", "more": "x"}, {"name": "b"}]}'
+    for chunks in name_cuts(fits, len(NAME_HEAD)):
+        final = run_files(chunks, processor)[-1]
+        assert [f.file_name for f in final.files] == ["n" * 1023 + "é", "b"]
+    too_long = NAME_HEAD + '"' + name + 'x", "more": "x"}, {"name": "b"}]}'
+    for chunks in name_cuts(too_long, len(NAME_HEAD)):
+        with pytest.raises(InvalidArgument) as info:
+            run_files(chunks, processor)
+        assert info.value.message == (
+            f"file name longer than 1024 characters at offset {len(NAME_HEAD)}"
+        )
+
+
+def test_a_long_name_fails_before_it_is_read_whole():
+    p = MetricProcessor("m")
+    p.process(NAME_HEAD + '"', final=False, complete_text=str)
+    with pytest.raises(InvalidArgument):
+        for _ in range(2000):
+            p.process("n", final=False, complete_text=str)
+    assert p.held_bytes < 8 * 1024
+
+
+def test_a_name_in_an_ignored_array_may_be_long():
+    long = "n" * 5000
+    text = '{"files": [], "files": [{"name": "' + long + '"}], "x": {"name": "' + long + '"}}'
+    assert final_files(text) == []
+
+
+# ------------------------------------------------------------------------ held bytes
+
+
+def held_checked(processor: str, chunks: list[str]) -> None:
+    p = BUILTIN_PROCESSORS[processor]("h")
+    text = "".join(chunks)
+    assert p.held_bytes == p.recount_held_bytes()
+    for chunk in chunks:
+        p.process(chunk, final=False, complete_text=lambda: text)
+        assert p.held_bytes == p.recount_held_bytes(), chunk
+    p.process("", final=True, complete_text=lambda: text)
+    assert p.held_bytes == p.recount_held_bytes()
+
+
+@given(doc=documents(), data=st.data())
+def test_json_held_bytes_is_kept_equal_to_a_recount(doc, data):
+    held_checked("json", data.draw(chunkings_of(doc.text)))
+
+
+@pytest.mark.parametrize("processor", sorted(TEXT_TITLES))
+@given(data=st.data())
+def test_reasoning_text_held_bytes_is_kept_equal_to_a_recount(processor, data):
+    doc = data.draw(text_documents(TEXT_TITLES[processor][0]))
+    held_checked(processor, data.draw(chunkings_of(doc.text)))
+
+
+@given(doc=files_documents(), data=st.data())
+def test_files_held_bytes_is_kept_equal_to_a_recount(doc, data):
+    held_checked("metric", data.draw(chunkings_of(doc.text)))
+
+
+def test_files_held_bytes_with_names_in_pieces_and_content_first():
+    text = json.dumps(
+        {"files": [{"yml_content": "é😀\n" * 50, "name": f"f{i}😀.yml"} for i in range(20)]}
+    )
+    for step in (1, 7, 300):
+        held_checked("dashboard", cut(text, range(step, len(text), step)))
+
+
+def test_the_text_processor_holds_nothing():
+    p = BUILTIN_PROCESSORS["text"]("t")
+    assert p.held_bytes == p.recount_held_bytes() == 0
+
+
+# ------------------------------------------------------------------------ strict_json
+
+
+def regex_strict_json(value_text: str) -> str:
+    """strict_json as it was, by regular expressions: the reference for its output."""
+    not_strict = re.compile(r"[\x00-\x1f]|\\u[dD][89a-fA-F]")
+
+    def strict_string(match: re.Match[str]) -> str:
+        token = match.group()
+        if not not_strict.search(token):
+            return token
+        text = without_lone_surrogates(json.loads(token, strict=False))
+        return json.dumps(text, ensure_ascii=False)
+
+    if not not_strict.search(value_text):
+        return value_text
+    return re.sub(r'"(?:[^"\\]|\\.)*"', strict_string, value_text, flags=re.DOTALL)
+
+
+@given(doc=documents())
+def test_strict_json_rewrites_exactly_the_strings_it_must(doc):
+    assert strict_json(doc.body) == regex_strict_json(doc.body)
+    assert exact(strict_json(doc.body)) == exact_lenient(doc.body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '"\\\\"',
+        '["\\\\\\"\x01", "\\\\ud800", "\\\\\\ud800", "a\\"b\\\\"]',
+        '{"\x01k": ["\\ud83d\\ude00", "\\uDFFF\\u0041"], "\\u0000": "\\n\\t\x7f"}',
+        '[\n  "x",\n\t"y\x1f"\r\n]',
+        '"' + "\\\\" * 100 + '\\"\x02"',
+    ],
+)
+def test_strict_json_on_escapes_next_to_quotes(body):
+    assert strict_json(body) == regex_strict_json(body)
+    assert exact(strict_json(body)) == exact_lenient(body)
+
+
+def test_strict_json_of_a_long_string_with_one_control_character_is_linear():
+    # The regex this replaced held ~150 bytes a character and took seconds on 16 MiB.
+    def run(mib: int) -> tuple[float, int]:
+        text = '{"a": "' + "x\\\\" * (mib << 19) + '\x01"}'
+        tracemalloc.start()
+        try:
+            started = time.perf_counter()
+            out = strict_json(text)
+            seconds = time.perf_counter() - started
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert out.endswith('\\u0001"}')
+        return seconds, peak / len(text)
+
+    small, small_peak = min(run(1) for _ in range(3))
+    large, large_peak = min(run(8) for _ in range(2))
+    assert large_peak < 6 and small_peak < 6
+    assert large < 8 * 4 * small + 0.5, (small, large)

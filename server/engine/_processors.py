@@ -12,6 +12,13 @@ again for that id. The JSON processors are built on JsonReader's ops and never r
 A plugin processor (entry-point group ``chunkwise.processors``) is such a factory with a
 ``description`` attribute. A factory whose ``reads_text`` attribute is False stands for a
 processor with no output at all: the engine never makes or calls one.
+
+Every built-in processor has an O(1) ``held_bytes``: an upper estimate of the memory it
+holds beyond its fixed size (its reader's included), for the engine's memory budget; and
+``recount_held_bytes()``, the same figure computed from scratch, for tests. Text they keep
+(a message, a file's name or content) is decoded from the text and kept as UTF-8, so it is
+never larger than the text that carries it; and a file name is at most
+MAX_FILE_NAME_CHARS code points, since every FileDelta of the file repeats it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,14 @@ from collections.abc import Callable
 from json.decoder import scanstring
 from typing import ClassVar
 
-from ._jsonreader import JsonReader
+from ._errors import InvalidArgument
+from ._jsonreader import (
+    CHAR_BYTES,
+    STR_BYTES,
+    JsonReader,
+    bytearray_bytes,
+    closing_quote,
+)
 from ._outputs import (
     Append,
     End,
@@ -38,6 +52,8 @@ from ._outputs import (
 
 LOADING = "loading"
 COMPLETED = "completed"
+
+MAX_FILE_NAME_CHARS = 1024
 
 
 class TextParts:
@@ -56,6 +72,10 @@ class TextParts:
     def value(self) -> str:
         return self._utf8.decode("utf-8", "surrogatepass")
 
+    def __len__(self) -> int:
+        """Bytes held."""
+        return len(self._utf8)
+
 
 class TextProcessor:
     description: ClassVar[str] = "Any text; no output beyond the delta and the complete text."
@@ -64,6 +84,11 @@ class TextProcessor:
 
     def __init__(self, chunk_id: str, *, max_json_depth: int = 512) -> None:
         pass
+
+    held_bytes: ClassVar[int] = 0
+
+    def recount_held_bytes(self) -> int:
+        return 0
 
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
@@ -76,10 +101,23 @@ class _JsonOpsProcessor:
 
     #: Whether the subclass reads End ops; without them the reader makes fewer objects.
     needs_ends: ClassVar[bool] = True
+    #: Whether the subclass needs the offsets where strings open (JsonReader.string_starts).
+    needs_string_starts: ClassVar[bool] = False
 
     def __init__(self, chunk_id: str, *, max_json_depth: int = 512) -> None:
         self.chunk_id = chunk_id
-        self._reader = JsonReader(max_depth=max_json_depth, ends=self.needs_ends)
+        self._reader = JsonReader(
+            max_depth=max_json_depth,
+            ends=self.needs_ends,
+            string_starts=self.needs_string_starts,
+        )
+
+    @property
+    def held_bytes(self) -> int:
+        return self._reader.held_bytes
+
+    def recount_held_bytes(self) -> int:
+        return self._reader.recount_held_bytes()
 
     def _read(self, new_text: str, final: bool) -> list[JsonOp]:
         ops = self._reader.feed(new_text) if new_text else []
@@ -106,17 +144,14 @@ class JsonProcessor(_JsonOpsProcessor):
         return PartialJson(deltas, value_json=strict_json(complete_text()[start:end]))
 
 
-# A JSON string token; raw control characters and lone surrogate escapes are the only
-# things the reader accepts that strict JSON does not, and they live only inside strings.
-_STRING_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# Raw control characters and lone surrogate escapes are the only things the reader accepts
+# that strict JSON does not, and they live only inside strings. A surrogate pair is
+# rewritten too, as the character it stands for.
 _NOT_STRICT = re.compile(r"[\x00-\x1f]|\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _strict_string(match: re.Match[str]) -> str:
-    token = match.group()
-    if not _NOT_STRICT.search(token):
-        return token
+def _strict_string(token: str) -> str:
     text, _ = scanstring(token, 1, False)
     text = _SURROGATE.sub("\ufffd", text)
     return '"' + text.translate(_CONTROL_ESCAPES) + '"'
@@ -133,10 +168,35 @@ _CONTROL_ESCAPES = _escape_table()
 
 
 def strict_json(value_text: str) -> str:
-    """The value's text as strict RFC 8259 JSON, formatting and numbers kept as written."""
-    if not _NOT_STRICT.search(value_text):
+    """The value's text as strict RFC 8259 JSON, formatting and numbers kept as written.
+
+    `value_text` is JSON the reader accepted, so outside strings there is no quote. One
+    pass finds each string by its quotes (a regex over a long string would backtrack and
+    hold memory per character), and only a string that needs it is decoded and written
+    again."""
+    bad = _NOT_STRICT.search(value_text)
+    if bad is None:
         return value_text
-    return _STRING_TOKEN.sub(_strict_string, value_text)
+    out: list[str] = []
+    copied = 0
+    quote = value_text.find('"')
+    while quote >= 0:
+        close = closing_quote(value_text, quote + 1)
+        if close < 0:
+            break
+        if bad.start() < quote:
+            # Each search starts past the last match found: together they read the text
+            # once.
+            bad = _NOT_STRICT.search(value_text, quote)
+            if bad is None:
+                break
+        if bad.start() < close:
+            out.append(value_text[copied:quote])
+            out.append(_strict_string(value_text[quote : close + 1]))
+            copied = close + 1
+        quote = value_text.find('"', close + 1)
+    out.append(value_text[copied:])
+    return "".join(out)
 
 
 class _FieldTextProcessor(_JsonOpsProcessor):
@@ -151,6 +211,13 @@ class _FieldTextProcessor(_JsonOpsProcessor):
         self._message = TextParts()
         # A repeated key would replace the text already shown; only the first is read.
         self._state = "waiting"  # -> "reading" -> "done"
+
+    @property
+    def held_bytes(self) -> int:
+        return self._reader.held_bytes + bytearray_bytes(len(self._message))
+
+    def recount_held_bytes(self) -> int:
+        return self._reader.recount_held_bytes() + bytearray_bytes(len(self._message))
 
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
@@ -199,49 +266,77 @@ def file_id(chunk_id: str, file_name: str, file_type: str) -> str:
     return str(uuid.UUID(bytes=digest[:16]))
 
 
+# A file's own size for held_bytes: the object, its empty bytearray, two ints, its slot in
+# the list of files, and room for that bytearray's over-allocation.
+_FILE_BYTES = 256
+# A name is joined with its file's id once complete: two strs, the id 36 ASCII characters.
+_NAMED_BYTES = 2 * STR_BYTES + CHAR_BYTES * 36
+_WAITING, _READING, _DONE = 0, 1, 2
+_NOWHERE = "-"  # a path no op has: every pointer is "" or starts with "/"
+
+
 class _File:
-    __slots__ = ("name_parts", "name", "content", "content_state", "id", "unshown")
+    __slots__ = ("name_so_far", "name_start", "name", "id", "content", "content_state", "shown")
 
     def __init__(self) -> None:
-        self.name_parts: list[str] | None = None  # while the name string is being read
+        self.name_so_far: str | None = None  # while the name string is being read
+        self.name_start = 0  # offset of the name's opening quote
         self.name: str | None = None
-        self.content = TextParts()
-        # A repeated key would replace content already shown; only the first is read.
-        self.content_state = "waiting"  # -> "reading" -> "done"
         self.id = ""
-        self.unshown: list[str] = []  # content not yet sent
-
-
-_FILE_FIELD = re.compile(r"/files/(0|[1-9][0-9]*)/(name|yml_content)")
+        self.content = bytearray()  # UTF-8
+        # A repeated key would replace content already shown; only the first is read.
+        self.content_state = _WAITING
+        self.shown = 0  # bytes of content already sent
 
 
 class _FilesProcessor(_JsonOpsProcessor):
-    """ReasoningFile from {"files": [{"name": ..., "yml_content": ...}, ...]}."""
+    """ReasoningFile from {"files": [{"name": ..., "yml_content": ...}, ...]}.
+
+    Only the elements of the first array at /files are files: a "files" object, a later
+    "files" array and anything deeper are ignored. Ops come in document order, so at most
+    one file is being read, and it is the last one: each op is placed by comparing its
+    path with the few this file's fields and the next element have, with no index parsed.
+    """
 
     file_type: ClassVar[str]
     title: ClassVar[str]
+    needs_string_starts = True
 
     def __init__(self, chunk_id: str, *, max_json_depth: int = 512) -> None:
         super().__init__(chunk_id, max_json_depth=max_json_depth)
         self._files: list[_File] = []
+        self._array = _WAITING  # the array at /files
+        self._file: _File | None = None
+        self._elements = 0  # of the array, files or not
+        self._next_element = _NOWHERE  # the path of the array's next element
+        self._name_path = self._content_path = _NOWHERE  # the file's fields
+        self._held = 0  # held_bytes of the files, but their content
+        self._content_bytes = 0
+
+    @property
+    def held_bytes(self) -> int:
+        content = self._content_bytes
+        return self._reader.held_bytes + self._held + content + (content >> 3)
+
+    def recount_held_bytes(self) -> int:
+        held = content = 0
+        for f in self._files:
+            held += _FILE_BYTES
+            if f.name_so_far is not None:
+                held += STR_BYTES + CHAR_BYTES * len(f.name_so_far)
+            if f.name is not None:
+                held += _NAMED_BYTES + CHAR_BYTES * len(f.name)
+            content += len(f.content)
+        return self._reader.recount_held_bytes() + held + content + (content >> 3)
 
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
     ) -> Output | None:
-        touched: dict[int, _File] = {}
-        for op in self._read(new_text, final):
-            match = _FILE_FIELD.fullmatch(op.path)
-            if match is None:
-                continue
-            index = int(match.group(1))
-            while len(self._files) <= index:
-                self._files.append(_File())
-            file = self._files[index]
-            if match.group(2) == "name":
-                self._on_name(file, op, touched, index)
-            else:
-                self._on_content(file, op, touched, index)
-        files = self._files if final else [touched[k] for k in sorted(touched)]
+        touched: list[_File] = []
+        ops = self._read(new_text, final)
+        if ops:
+            self._apply(ops, touched)
+        files = self._files if final else touched
         deltas = [self._delta(f, final) for f in files if f.name is not None]
         if not deltas and not final:
             return None
@@ -253,43 +348,98 @@ class _FilesProcessor(_JsonOpsProcessor):
             files=deltas,
         )
 
-    def _on_name(self, file: _File, op: JsonOp, touched: dict[int, _File], index: int) -> None:
+    def _apply(self, ops: list[JsonOp], touched: list[_File]) -> None:
+        for index, op in enumerate(ops):
+            path = op[0]
+            if path == self._content_path:
+                self._on_content(op, touched)
+            elif path == self._name_path:
+                self._on_name(op, touched, index)
+            elif path == self._next_element:
+                self._on_element(op)
+            elif path == "/files":
+                kind = type(op)
+                if kind is Set and op[1] == "[]" and self._array == _WAITING:
+                    self._array = _READING
+                    self._next_element = "/files/0"
+                elif kind is End and self._array == _READING:
+                    self._array = _DONE
+                    self._file = None
+                    self._next_element = self._name_path = self._content_path = _NOWHERE
+
+    def _on_element(self, op: JsonOp) -> None:
+        """The Set that opens the array's next element: a file when it is an object."""
+        self._elements += 1
+        self._next_element = f"/files/{self._elements}"
+        if op[1] == "{}":
+            self._file = _File()
+            self._files.append(self._file)
+            self._held += _FILE_BYTES
+            self._name_path = op[0] + "/name"
+            self._content_path = op[0] + "/yml_content"
+        else:
+            self._file = None
+            self._name_path = self._content_path = _NOWHERE
+
+    def _on_name(self, op: JsonOp, touched: list[_File], index: int) -> None:
+        file = self._file
         if file.name is not None:
             return  # a file keeps the name it appeared under
         kind = type(op)
-        if kind is Set:
-            file.name_parts = [] if op.json == '""' else None
-        elif kind is Append and file.name_parts is not None:
-            file.name_parts.append(op.text)
-        elif kind is End and file.name_parts is not None:
-            file.name = "".join(file.name_parts)
-            file.name_parts = None
-            file.id = file_id(self.chunk_id, file.name, self.file_type)
-            touched[index] = file
+        so_far = file.name_so_far
+        if kind is Append:
+            if so_far is not None:
+                text = op[1]
+                if len(so_far) + len(text) > MAX_FILE_NAME_CHARS:
+                    raise InvalidArgument(
+                        f"file name longer than {MAX_FILE_NAME_CHARS} characters "
+                        f"at offset {file.name_start}"
+                    )
+                file.name_so_far = so_far + text
+                self._held += CHAR_BYTES * len(text)
+        elif kind is Set:
+            if op[1] == '""' and so_far is None:
+                file.name_so_far = ""
+                file.name_start = self._reader.string_starts[index]
+                self._held += STR_BYTES
+        elif so_far is not None:
+            file.name = so_far
+            file.name_so_far = None
+            file.id = file_id(self.chunk_id, so_far, self.file_type)
+            self._held += _NAMED_BYTES - STR_BYTES
+            if not touched or touched[-1] is not file:
+                touched.append(file)
 
-    def _on_content(self, file: _File, op: JsonOp, touched: dict[int, _File], index: int) -> None:
+    def _on_content(self, op: JsonOp, touched: list[_File]) -> None:
+        file = self._file
         kind = type(op)
-        if kind is Set and op.json == '""' and file.content_state == "waiting":
-            file.content_state = "reading"
-        elif kind is Append and file.content_state == "reading":
-            file.content.append(op.text)
-            file.unshown.append(op.text)
-            if file.name is not None:
-                touched[index] = file
-        elif kind is End and file.content_state == "reading":
-            file.content_state = "done"
+        if kind is Append:
+            if file.content_state == _READING:
+                data = op[1].encode("utf-8", "surrogatepass")
+                file.content += data
+                self._content_bytes += len(data)
+                if file.name is not None and (not touched or touched[-1] is not file):
+                    touched.append(file)
+        elif kind is Set:
+            if op[1] == '""' and file.content_state == _WAITING:
+                file.content_state = _READING
+        elif file.content_state == _READING:
+            file.content_state = _DONE
 
     def _delta(self, file: _File, final: bool) -> FileDelta:
-        text_chunk = "".join(file.unshown)
-        file.unshown.clear()
+        content = file.content
+        text_chunk = ""
+        if file.shown < len(content):
+            text_chunk = content[file.shown :].decode("utf-8", "surrogatepass")
+            file.shown = len(content)
         return FileDelta(
             id=file.id,
             file_type=self.file_type,
-            file_name=file.name or "",
+            file_name=file.name,
             version_number=1,
             status=COMPLETED if final else LOADING,
             text_chunk=text_chunk,
-            text=file.content.value() if final else "",
+            text=content.decode("utf-8", "surrogatepass") if final else "",
         )
 
 
