@@ -29,6 +29,7 @@ from ._errors import (
     Unavailable,
     Unimplemented,
     Unknown,
+    UnrepresentableValue,
 )
 from ._json import JsonBuilder
 from ._models import (
@@ -81,5 +82,6 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "Unknown",
+    "UnrepresentableValue",
     "UpdateError",
 ]

@@ -18,8 +18,10 @@
     │                         the retries are spent
     ├── DataLoss              DATA_LOSS
     ├── Unauthenticated       UNAUTHENTICATED: missing or wrong token
-    └── ProtocolError         the server broke the ProcessChunks contract (an answer out of
-                              order, or the stream ended with requests unanswered)
+    ├── ProtocolError         the server broke the ProcessChunks contract (an answer out of
+    │                         order, or the stream ended with requests unanswered)
+    └── UnrepresentableValue  JsonBuilder got a value Python cannot hold: an integer past
+                              sys.get_int_max_str_digits() digits. Also a ValueError.
 
 A per-message error inside a ProcessChunks answer is not raised: it is ``update.error``, and
 the stream goes on. ``raise_on_error=True`` raises it as the class of its code instead.
@@ -117,6 +119,12 @@ class Unauthenticated(ChunkwiseError):
 
 class ProtocolError(ChunkwiseError):
     pass
+
+
+class UnrepresentableValue(ChunkwiseError, ValueError):
+    """The server passes numbers on as written; Python's int() refuses one of more than
+    sys.get_int_max_str_digits() digits (4,300 by default). A ValueError too, which is
+    what JsonBuilder raised for it before."""
 
 
 # Built from the classes themselves, so a status can only be mapped the way its class says.

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from ._errors import UnrepresentableValue
 from ._models import ChunkUpdate, JsonDelta, PartialJson
 
 _NOTHING = object()
@@ -22,6 +23,8 @@ class JsonBuilder:
     Strings grow in place as their text arrives; a number, true, false or null appears once
     complete. An update with ``reset`` starts the value over. Numbers are read with
     ``json.loads``; pass ``parse_float=decimal.Decimal`` to keep every digit of a fraction.
+    An integer Python cannot hold (see ``sys.set_int_max_str_digits``) raises
+    UnrepresentableValue.
     """
 
     def __init__(self, *, parse_float: Any = float) -> None:
@@ -51,9 +54,17 @@ class JsonBuilder:
         for delta in deltas:
             tokens = _pointer(delta.path)
             if delta.set_json is not None:
-                self._set(tokens, json.loads(delta.set_json, parse_float=self._parse_float))
+                self._set(tokens, self._load(delta))
             else:
                 self._append(tokens, delta.append or "")
+
+    def _load(self, delta: JsonDelta) -> Any:
+        try:
+            return json.loads(delta.set_json, parse_float=self._parse_float)
+        except json.JSONDecodeError:
+            raise  # not JSON at all: the server broke the protocol
+        except ValueError as exc:
+            raise UnrepresentableValue(f"cannot hold the value at {delta.path!r}: {exc}") from exc
 
     def _set(self, tokens: list[str], value: Any) -> None:
         if not tokens:
@@ -105,6 +116,12 @@ def _pointer(path: str) -> list[str]:
 
 
 def _index(token: str, limit: int) -> int:
-    if not token.isdigit() or (len(token) > 1 and token[0] == "0") or int(token) >= limit:
-        raise ValueError(f"no array element {token!r}")
+    # Checked by length before int(), which refuses more than 4,300 digits.
+    if (
+        not (token.isascii() and token.isdigit())
+        or (len(token) > 1 and token[0] == "0")
+        or len(token) > len(str(limit))
+        or int(token) >= limit
+    ):
+        raise ValueError(f"no array element {token[:20]!r}")
     return int(token)

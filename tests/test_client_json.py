@@ -8,7 +8,15 @@ import json
 import pytest
 from helpers import chunkings
 
-from client import ChunkUpdate, Client, JsonBuilder, JsonDelta, PartialJson
+from client import (
+    ChunkUpdate,
+    ChunkwiseError,
+    Client,
+    JsonBuilder,
+    JsonDelta,
+    PartialJson,
+    UnrepresentableValue,
+)
 
 
 def built(*deltas: JsonDelta) -> object:
@@ -95,3 +103,33 @@ def test_updates_from_a_server_rebuild_the_document_for_any_chunking(grpc_server
                 assert update.error is None, update.error
                 builder.apply(update)
             assert builder.value == json.loads(DOCUMENT), chunks
+
+
+def test_an_integer_python_cannot_hold_raises_the_clients_own_error():
+    number = "7" * 5000  # past int()'s 4,300 digits; the server passes it on as written
+    builder = JsonBuilder()
+    with pytest.raises(UnrepresentableValue) as info:
+        builder.apply_deltas([set_("", "[]"), set_("/0", number)])
+    assert isinstance(info.value, ChunkwiseError)
+    assert isinstance(info.value, ValueError)  # what callers caught before
+    assert info.value.code is None
+    assert "'/0'" in str(info.value)
+    assert builder.value == []  # nothing was set
+    # A Decimal keeps every digit of a fraction of any length.
+    exact = JsonBuilder(parse_float=decimal.Decimal)
+    exact.apply_deltas([set_("", number + ".5")])
+    assert exact.value == decimal.Decimal(number + ".5")
+
+
+def test_text_that_is_not_json_stays_a_plain_value_error():
+    with pytest.raises(ValueError) as info:
+        built(set_("", "[1,"))
+    assert not isinstance(info.value, UnrepresentableValue)
+
+
+def test_an_array_index_of_many_digits_is_no_element():
+    with pytest.raises(ValueError, match="no array element") as info:
+        built(set_("", "[]"), set_("/" + "1" * 5000, "1"))
+    assert not isinstance(info.value, UnrepresentableValue)
+    with pytest.raises(ValueError, match="no array element"):
+        built(set_("", "[]"), set_("/\u0660", "1"))  # a digit, but not an ASCII one

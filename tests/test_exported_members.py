@@ -37,6 +37,7 @@ EXPECTED = [
     "Unavailable",
     "Unimplemented",
     "Unknown",
+    "UnrepresentableValue",
     "UpdateError",
 ]
 
