@@ -159,15 +159,17 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
 
     async def GetCompleteText(
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetCompleteTextResponse:
+    ) -> bytes:
         namespace = await self._authenticator.namespace(context)
         # On a worker: it waits for a chunk of the id in flight, and decodes the whole text.
+        # Serialized there too (it is registered without a response serializer): megabytes
+        # copied on the loop would hold every other stream up meanwhile.
         return await _unary(
             context,
             "GetCompleteText",
             lambda: _convert.complete_text_response(
                 self._parser.complete_text(request.chunk_id, namespace=namespace)
-            ),
+            ).SerializeToString(),
             self._executor,
         )
 
@@ -196,7 +198,8 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
 
 def add_to_server(servicer: StreamingParserServicer, server: grpc.aio.Server) -> None:
     """What the generated `add_StreamingParserServicer_to_server` does, except that
-    ProcessChunks has no response serializer: it writes the bytes `server/_wire.py` made."""
+    ProcessChunks and GetCompleteText have no response serializer: they write the bytes
+    they made (ProcessChunks with `server/_wire.py`, GetCompleteText on a worker)."""
     handlers = {
         "ProcessChunks": grpc.stream_stream_rpc_method_handler(
             servicer.ProcessChunks,
@@ -206,7 +209,7 @@ def add_to_server(servicer: StreamingParserServicer, server: grpc.aio.Server) ->
         "GetCompleteText": grpc.unary_unary_rpc_method_handler(
             servicer.GetCompleteText,
             request_deserializer=pb.GetCompleteTextRequest.FromString,
-            response_serializer=pb.GetCompleteTextResponse.SerializeToString,
+            response_serializer=None,
         ),
         "ClearChunk": grpc.unary_unary_rpc_method_handler(
             servicer.ClearChunk,
