@@ -31,7 +31,7 @@ _log = get_logger("app")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StreamingParser"].full_name
 EXPIRE_INTERVAL = 1.0
 #: The GIL switch interval `serve()` sets (seconds); see there.
-SWITCH_INTERVAL = 0.001
+SWITCH_INTERVAL = 0.00025
 #: On a graceful stop, gRPC itself is stopped once no call is open and none was refused
 #: for this many seconds (see server/_drain.py), or at the end of the grace period.
 DRAIN_QUIET = 1.0
@@ -293,7 +293,9 @@ async def serve(config: Config) -> None:
     # A worker thread busy with a big chunk hands the GIL back to the event loop every
     # switch interval; at the default 5 ms a small stream's round trip, which needs the GIL
     # several times, waited 6 ms at the median behind 64 KiB JSON chunks, at 1 ms it waited
-    # 2 ms (bench/loop_latency.py).
+    # 2 ms (bench/loop_latency.py). At 0.25 ms its median beside megabyte chunks fell from
+    # 1.7 to 0.9 ms with the same throughput (bench/loop_stall.py): the interval only
+    # matters when a thread is waiting for the GIL.
     sys.setswitchinterval(SWITCH_INTERVAL)
     server, port = await create_server(config)
     await server.start()
