@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ._errors import ResourceExhausted
 from ._limits import Limits
-from ._outputs import Output, freeze, thaw
+from ._outputs import Output, PartialJson, ReasoningFile, freeze, thaw
 from ._results import ChunkResult
 from ._tracker import DeltaMode, Tracker
 
@@ -105,6 +105,8 @@ class IdState:
                 return
             entry = (result.sequence, delta, result.reset, size)
         else:
+            if _pieces(output) * _PIECE_BYTES > RECENT_RESPONSE_BYTES:
+                return  # too big to keep, told without freezing it
             entry = (result.sequence, delta, result.reset, 0) + freeze(output)
             size = kept_bytes(entry)
             if size > RECENT_RESPONSE_BYTES:
@@ -131,6 +133,19 @@ class IdState:
         if self.processor is not None:
             held += getattr(self.processor, "held_bytes", 0)
         return held
+
+
+#: The least a kept output's piece (a JSON op's two strings, a file's seven fields) costs.
+_PIECE_BYTES = 2 * _sizeof("")
+
+
+def _pieces(output: Output) -> int:
+    kind = type(output)
+    if kind is PartialJson:
+        return len(output.deltas)
+    if kind is ReasoningFile:
+        return 3 * len(output.files)
+    return 0
 
 
 def kept_bytes(entry: tuple) -> int:
