@@ -450,9 +450,11 @@ def test_a_busy_id_never_stalls_an_unrelated_stream(server_process):
     # Each read saw whole chunks only.
     assert all((length - 1) % len(chunk) == 0 for length in read_lengths)
     idle_p99, loaded_p99 = p99(idle), p99(loaded)
-    # The slack: under load each round trip waits for the GIL a few times, up to a switch
-    # interval (1 ms) each, behind the worker reading a megabyte chunk.
-    assert loaded_p99 <= 5 * idle_p99 + 0.010, (
+    # The slack: under load each round trip waits for the GIL a few times behind the worker
+    # reading a megabyte chunk, and this process's own threads share its GIL with the probe.
+    # A round trip that waited for the id (a lock taken on the event loop) would take a
+    # megabyte chunk's time, over a second; bench/loop_stall.py measures the tighter goal.
+    assert loaded_p99 <= 5 * idle_p99 + 0.025, (
         f"p99 {loaded_p99 * 1e3:.2f} ms under load, {idle_p99 * 1e3:.2f} ms idle; "
         f"{len(loaded)} probes, {len(applied)} heavy chunks, {len(read_lengths)} reads"
     )
