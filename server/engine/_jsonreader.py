@@ -121,6 +121,14 @@ _FRAME_BYTES = 128
 _SLOT_BYTES = 16
 _ENTRY_BYTES = 128
 _FRAME_FIXED_BYTES = _FRAME_BYTES + STR_BYTES  # a frame and its path's str, but its characters
+_PART_BYTES = _SLOT_BYTES + STR_BYTES
+
+
+def bytearray_bytes(size: int) -> int:
+    """An upper estimate of the buffer of a bytearray of `size` bytes grown by appends:
+    it over-allocates by an eighth and a few bytes."""
+    return size + (size >> 3) + 32
+
 
 # Ops are built as `_new(Set, (path, json))`: a NamedTuple's own constructor is a Python
 # function and costs twice as much, and a chunk makes a few ops.
@@ -140,12 +148,6 @@ def escape_pointer_token(key: str) -> str:
     if "~" in key or "/" in key:
         return key.replace("~", "~0").replace("/", "~1")
     return key
-
-
-def bytearray_bytes(size: int) -> int:
-    """An upper estimate of the buffer of a bytearray of `size` bytes grown by appends:
-    it over-allocates by an eighth and a few bytes."""
-    return size + (size >> 3) + 32 if size else 0
 
 
 class JsonReader:
@@ -208,12 +210,12 @@ class JsonReader:
     @property
     def held_bytes(self) -> int:
         """An upper estimate of the memory held beyond the reader's fixed size; O(1)."""
-        held = _FRAME_FIXED_BYTES * len(self._stack) + CHAR_BYTES * self._stack_chars
-        held += STR_BYTES + CHAR_BYTES * len(self._path)
+        held = STR_BYTES + _FRAME_FIXED_BYTES * len(self._stack)  # STR_BYTES: the path
+        held += CHAR_BYTES * (self._stack_chars + len(self._path))
         if self._pending:
             held += STR_BYTES + CHAR_BYTES * len(self._pending)
         if self._parts:
-            held += (_SLOT_BYTES + STR_BYTES) * len(self._parts) + CHAR_BYTES * self._parts_chars
+            held += _PART_BYTES * len(self._parts) + CHAR_BYTES * self._parts_chars
         if self._number:
             held += bytearray_bytes(len(self._number))
         if self.string_starts:
@@ -222,12 +224,13 @@ class JsonReader:
 
     def recount_held_bytes(self) -> int:
         """`held_bytes` computed from scratch."""
-        held = sum(_FRAME_FIXED_BYTES + CHAR_BYTES * len(f[1]) for f in self._stack)
-        held += STR_BYTES + CHAR_BYTES * len(self._path)
+        held = STR_BYTES + CHAR_BYTES * len(self._path)
+        held += sum(_FRAME_FIXED_BYTES + CHAR_BYTES * len(f[1]) for f in self._stack)
         if self._pending:
             held += STR_BYTES + CHAR_BYTES * len(self._pending)
-        held += sum(_SLOT_BYTES + STR_BYTES + CHAR_BYTES * len(p) for p in self._parts)
-        held += bytearray_bytes(len(self._number))
+        held += sum(_PART_BYTES + CHAR_BYTES * len(p) for p in self._parts)
+        if self._number:
+            held += bytearray_bytes(len(self._number))
         held += _ENTRY_BYTES * len(self.string_starts or ())
         return held
 
