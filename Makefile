@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+MUTMUT := $(VENV)/.mutmut-installed
 PROTO := protos/chunkwise/v1/streaming.proto
 STUBS := protos/chunkwise/v1/streaming_pb2.py protos/chunkwise/v1/streaming_pb2_grpc.py
 ARGS ?=
 
-.PHONY: setup serve test protos bench lint fuzz soak clean
+.PHONY: setup serve test protos bench lint fuzz soak mutate clean
 
 setup: $(INSTALLED) $(STUBS)
 
@@ -43,10 +44,23 @@ soak: setup
 	CHUNKWISE_SOAK_SECONDS=300 CHUNKWISE_FLOOD_IDS=1000000 \
 		$(BIN)/python -m pytest -s tests/test_soak.py tests/test_flood.py $(ARGS)
 
+$(MUTMUT): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,mutate]'
+	touch $@
+
+# Mutation testing of the engine, the wire encoder and the client's JSON builder (slow: see
+# tests/MUTATION.md), from a fresh mutants/ each time so no verdict predates the tests.
+# ARGS narrows it to mutant name globs: make mutate ARGS='server.engine._store*'
+MUTATE_JOBS ?= 2
+mutate: setup $(MUTMUT)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(ARGS)
+	$(BIN)/python tests/mutation_score.py
+
 lint: setup
 	$(BIN)/ruff check server client tests bench
 	$(BIN)/ruff format --check server client tests bench
 
 clean:
-	rm -rf $(VENV) $(STUBS) protos/chunkwise/v1/streaming_pb2.pyi .pytest_cache .hypothesis
+	rm -rf $(VENV) $(STUBS) protos/chunkwise/v1/streaming_pb2.pyi .pytest_cache .hypothesis mutants
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
