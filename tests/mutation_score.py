@@ -51,13 +51,16 @@ def main(root: Path = Path(".")) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"{'module':<{width}}  killed / counted  equivalent   score  unchecked")
     for module, killed, counted, eq, score, unchecked in rows:
-        print(f"{module:<{width}}  {killed:6} / {counted:<7}  {eq:10}  {score:5.1f}%  {unchecked:9}")
+        line = f"{module:<{width}}  {killed:6} / {counted:<7}  {eq:10}  {score:5.1f}%"
+        print(f"{line}  {unchecked:9}")
     total_killed, total_counted = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    print(f"{'all':<{width}}  {total_killed:6} / {total_counted:<7}  {sum(r[3] for r in rows):10}"
-          f"  {100.0 * total_killed / max(total_counted, 1):5.1f}%")
+    print(
+        f"{'all':<{width}}  {total_killed:6} / {total_counted:<7}  {sum(r[3] for r in rows):10}"
+        f"  {100.0 * total_killed / max(total_counted, 1):5.1f}%"
+    )
     if lost:
         print("\nnot killed and not listed as equivalent in tests/MUTATION.md:")
-        for module, name, code in lost:
+        for _module, name, code in lost:
             print(f"  {name}  ({code if isinstance(code, str) else _status(code)})")
     return 0
 

@@ -1,0 +1,123 @@
+"""Every refusal, sent as a `final` request: "a bad request gets a response with `error` set
+and changes nothing for that id", and "a refused request is not applied". So the answer's
+`final` is false, it carries no text, and the id stays open with its text and sequence, to
+be finished by the next good request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from server.engine import Limits, NotFound, StreamingParser
+
+APPEND, SNAPSHOT = 2, 3
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: str
+    chunk: str = "more"
+    kwargs: dict = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    chunk_id: str = "open"
+
+
+# Each is refused for the open id below: a text id in APPEND mode holding "hello", sequence 1.
+REFUSALS = {
+    "another processor": Refusal("FAILED_PRECONDITION", kwargs={"processor_type": "json"}),
+    "another mode": Refusal("FAILED_PRECONDITION", kwargs={"mode": SNAPSHOT}),
+    "a mode outside the enum": Refusal("INVALID_ARGUMENT", kwargs={"mode": 9}),
+    "an unknown processor": Refusal("INVALID_ARGUMENT", kwargs={"processor_type": "nope"}),
+    "a chunk over --max-chunk-bytes": Refusal(
+        "RESOURCE_EXHAUSTED", chunk="é" * 9, limits=Limits(max_chunk_bytes=17)
+    ),
+    "a text over --max-text-bytes": Refusal(
+        "RESOURCE_EXHAUSTED", chunk="x" * 6, limits=Limits(max_text_bytes=10)
+    ),
+    "memory over --max-memory-bytes": Refusal(
+        "RESOURCE_EXHAUSTED", chunk="y" * 600_000, limits=Limits(max_memory_bytes=1 << 19)
+    ),
+    "a final response over --max-response-bytes": Refusal(
+        "RESOURCE_EXHAUSTED", chunk="y" * 300, limits=Limits(max_response_bytes=500)
+    ),
+}
+
+# Each is refused for a new id, while the open id is tracked.
+NEW_ID_REFUSALS = {
+    "an empty id": Refusal("INVALID_ARGUMENT", chunk_id=""),
+    "an id over --max-id-bytes": Refusal("INVALID_ARGUMENT", chunk_id="é" * 129),
+    "a new id past --max-ids": Refusal(
+        "RESOURCE_EXHAUSTED", chunk_id="other", limits=Limits(max_ids=1)
+    ),
+    "a new id of a namespace past --tenant-max-ids": Refusal(
+        "RESOURCE_EXHAUSTED", chunk_id="other", limits=Limits(max_ids=5, tenant_max_ids=1)
+    ),
+}
+
+
+def _open(limits: Limits) -> StreamingParser:
+    parser = StreamingParser(limits)
+    first = parser.process("open", "hello", mode=APPEND, sequence=1)
+    assert first.error is None
+    return parser
+
+
+def _assert_refused(result, refusal: Refusal, chunk_id: str, sequence: int) -> None:
+    assert result.error is not None and result.error.status_hint == refusal.status
+    assert (result.chunk_id, result.sequence) == (chunk_id, sequence)
+    assert not result.final
+    assert result.complete_text == "" and result.delta == "" and result.output is None
+    assert not result.duplicate and not result.reset
+
+
+def _assert_still_open(parser: StreamingParser) -> None:
+    info = parser.complete_text("open")
+    assert (info.text, info.last_sequence) == ("hello", 1)
+    done = parser.process("open", "!", final=True, sequence=2)
+    assert done.error is None and done.final and not done.duplicate
+    assert done.complete_text == "hello!"
+    with pytest.raises(NotFound):
+        parser.complete_text("open")
+
+
+@pytest.mark.parametrize("sequence", [0, 2])
+@pytest.mark.parametrize("refusal", REFUSALS.values(), ids=list(REFUSALS))
+def test_a_refused_final_leaves_its_id_open(refusal: Refusal, sequence: int) -> None:
+    parser = _open(refusal.limits)
+    memory = parser.store.memory
+    result = parser.process("open", refusal.chunk, final=True, sequence=sequence, **refusal.kwargs)
+    _assert_refused(result, refusal, "open", sequence)
+    assert parser.store.memory == memory
+    # The refused sequence was not applied, so it is not a duplicate when sent again.
+    _assert_still_open(parser)
+
+
+@pytest.mark.parametrize("refusal", NEW_ID_REFUSALS.values(), ids=list(NEW_ID_REFUSALS))
+def test_a_refused_final_for_a_new_id_creates_nothing(refusal: Refusal) -> None:
+    parser = _open(refusal.limits)
+    namespace = "tenant" if refusal.limits.tenant_max_ids else ""
+    if namespace:
+        assert parser.process("first", "x", namespace=namespace).error is None
+    counts = parser.store.counts()
+    result = parser.process(refusal.chunk_id, "text", final=True, sequence=3, namespace=namespace)
+    _assert_refused(result, refusal, refusal.chunk_id, 3)
+    assert parser.store.counts() == counts
+    if refusal.chunk_id == "other":
+        with pytest.raises(NotFound):
+            parser.complete_text("other", namespace=namespace)
+    _assert_still_open(parser)
+
+
+def test_a_refused_final_after_invalid_json_keeps_the_id_open() -> None:
+    """Invalid JSON is applied, not refused; a refusal after it still finishes nothing."""
+    parser = StreamingParser()
+    bad = parser.process("j", "{x", processor_type="json", sequence=1)
+    assert bad.error is not None and bad.delta == "{x"
+    refused = parser.process("j", "}", processor_type="text", final=True, sequence=2)
+    assert refused.error.status_hint == "FAILED_PRECONDITION" and not refused.final
+    assert parser.complete_text("j").text == "{x"
+    done = parser.process("j", "}", final=True, sequence=2)
+    # The text stopped being JSON at sequence 1: tracked since with no output and no error.
+    assert done.final and done.complete_text == "{x}"
+    assert done.error is None and done.output is None
