@@ -133,3 +133,36 @@ def test_an_array_index_of_many_digits_is_no_element():
     assert not isinstance(info.value, UnrepresentableValue)
     with pytest.raises(ValueError, match="no array element"):
         built(set_("", "[]"), set_("/\u0660", "1"))  # a digit, but not an ASCII one
+
+
+def test_an_index_with_a_leading_zero_is_no_element():
+    # RFC 6901: "01" is not an array index, though int() reads it as 1.
+    for token in ("01", "00", "010"):
+        with pytest.raises(ValueError, match="no array element"):
+            built(set_("", "[]"), set_("/0", "1"), set_("/1", "2"), set_("/" + token, "3"))
+    assert built(set_("", "[]"), *(set_(f"/{i}", str(i)) for i in range(11))) == list(range(11))
+    long = "1" * 5000
+    with pytest.raises(ValueError) as info:
+        built(set_("", "[]"), set_("/" + long, "1"))
+    # The message quotes the start of the token, not all of it.
+    assert str(info.value) == f"no array element {long[:20]!r}"
+
+
+def test_a_set_at_an_existing_index_replaces_that_element():
+    assert built(set_("", "[]"), set_("/0", "1"), set_("/1", "2"), set_("/0", '"x"')) == ["x", 2]
+
+
+def test_an_empty_append_changes_nothing():
+    assert built(set_("", '""'), append("", "")) == ""
+    assert built(set_("", "{}"), set_("/k", '""'), append("/k", "a"), append("/k", "")) == {
+        "k": "a"
+    }
+
+
+def test_errors_name_the_path_and_the_type_that_did_not_fit():
+    with pytest.raises(ValueError, match=r"^/a/b is not a container$"):
+        built(set_("", "{}"), set_("/a", "{}"), set_("/a/b", "1"), set_("/a/b/c", "2"))
+    with pytest.raises(ValueError, match=r"^cannot append text to int$"):
+        built(set_("", "[]"), set_("/0", "1"), append("/0", "x"))
+    with pytest.raises(ValueError, match=r"^cannot append text to NoneType$"):
+        built(set_("", "null"), append("", "x"))
