@@ -21,7 +21,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.engine import InvalidArgument, PartialJson, StreamingParser
-from server.engine._parser import PROCESSOR_GROWTH_BASE, PROCESSOR_GROWTH_PER_CHAR
 from server.engine._processors import BUILTIN_PROCESSORS
 
 APPEND = 2
@@ -111,14 +110,15 @@ def hostile_texts() -> dict[str, tuple[str, str]]:
     }
 
 
-def growth_bound(chunk: str) -> int:
-    return PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
-
-
 def check_growth(processor_name: str, chunks: list[str]) -> None:
-    """Each chunk, the final included, grows held_bytes within its reservation, also when
-    the processor stops at an error (after which the engine never calls it again)."""
+    """Each chunk, the final included, grows held_bytes within the processor's own growth
+    bound, which the engine reserves, also when the processor stops at an error (after
+    which the engine never calls it again)."""
     processor = BUILTIN_PROCESSORS[processor_name]("g")
+
+    def growth_bound(chunk: str) -> int:
+        return processor.growth_bound(len(chunk))
+
     text = "".join(chunks)
     held = processor.held_bytes
     for chunk, final in [*((c, False) for c in chunks), ("", True)]:

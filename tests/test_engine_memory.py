@@ -376,7 +376,8 @@ class _BrokenProcessor:
 def test_a_processor_that_raises_stops_but_the_text_is_tracked_and_counted() -> None:
     parser = StreamingParser()
     parser._factories["broken"] = _BrokenProcessor
-    assert parser.process("id", "fine ", processor_type="broken", mode=APPEND, sequence=1).error is None
+    first = parser.process("id", "fine ", processor_type="broken", mode=APPEND, sequence=1)
+    assert first.error is None
     failed = parser.process("id", "boom", sequence=2)
     assert failed.error is not None and failed.error.status_hint == "INTERNAL"
     assert isinstance(failed.error.__cause__, ValueError)

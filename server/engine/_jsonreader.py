@@ -222,6 +222,25 @@ class JsonReader:
             held += _ENTRY_BYTES * len(self.string_starts)
         return held
 
+    def growth_bound(self, chars: int) -> int:
+        """The most `held_bytes` can grow by in one feed of `chars` characters (and a
+        close): new frames, at most one a character, whose paths fit the feed's path
+        budget, and at most the deepest stack; the current path; a key or number in
+        progress; the pending few characters; and the string starts, all at their estimated
+        sizes."""
+        frame = _FRAME_FIXED_BYTES + CHAR_BYTES * self._max_path_chars
+        frames = min(
+            _FRAME_FIXED_BYTES * chars
+            + CHAR_BYTES * (self._budget_per_char * chars + self._budget_base),
+            (chars + 1) * frame,
+            self._max_depth * frame,
+        )
+        bound = frames + CHAR_BYTES * self._max_path_chars + 2 * STR_BYTES + CHAR_BYTES * 16
+        bound += _PART_BYTES + CHAR_BYTES * chars + bytearray_bytes(chars)
+        if self.string_starts is not None:
+            bound += _ENTRY_BYTES * (chars + 1)
+        return bound
+
     def recount_held_bytes(self) -> int:
         """`held_bytes` computed from scratch."""
         held = STR_BYTES + CHAR_BYTES * len(self._path)

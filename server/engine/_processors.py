@@ -97,6 +97,11 @@ class _JsonOpsProcessor:
     def recount_held_bytes(self) -> int:
         return self._reader.recount_held_bytes()
 
+    def growth_bound(self, chars: int) -> int:
+        """The most `held_bytes` can grow by when `chars` characters are processed; the
+        engine reserves it from the memory budget before the chunk is read."""
+        return self._reader.growth_bound(chars)
+
     def _read(self, new_text: str, final: bool) -> list[JsonOp]:
         ops = self._reader.feed(new_text) if new_text else []
         if final:
@@ -198,6 +203,10 @@ class _FieldTextProcessor(_JsonOpsProcessor):
 
     def recount_held_bytes(self) -> int:
         return self._reader.recount_held_bytes() + bytearray_bytes(len(self._message))
+
+    def growth_bound(self, chars: int) -> int:
+        # The message grows by the UTF-8 of at most `chars` decoded characters.
+        return self._reader.growth_bound(chars) + bytearray_bytes(CHAR_BYTES * chars)
 
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
@@ -308,6 +317,13 @@ class _FilesProcessor(_JsonOpsProcessor):
                 held += _NAMED_BYTES + CHAR_BYTES * len(f.name)
             content += len(f.content)
         return self._reader.recount_held_bytes() + held + content + (content >> 3)
+
+    def growth_bound(self, chars: int) -> int:
+        # Every element takes at least "{}," (three characters) and may become a file; a
+        # name's characters are held twice while it completes; content grows by UTF-8.
+        files = (chars // 3 + 1) * (_FILE_BYTES + STR_BYTES + _NAMED_BYTES)
+        names = 2 * CHAR_BYTES * chars
+        return self._reader.growth_bound(chars) + files + names + bytearray_bytes(4 * chars)
 
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
