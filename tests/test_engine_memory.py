@@ -423,3 +423,25 @@ def test_a_namespace_makes_room_only_from_its_own_kept_finals() -> None:
         assert result.error is None, result.error
     assert [key for key in parser.store._final_results if key[0] == "b"] == kept_b
     assert_store_consistent(parser)
+
+
+def test_a_chunk_that_stops_the_processor_is_not_kept_alive_uncounted() -> None:
+    """Invalid JSON stops an id's processor, which keeps its error: that error must not
+    keep the chunk that caused it (through its traceback) beyond what the id is charged."""
+    parser = StreamingParser()
+    body = '"ab",' * 50_000
+    gc.collect()
+    charged_before = parser.store.memory
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(10):
+            chunk = (body + " ")[:-1]  # a chunk of its own, as each request brings
+            result = parser.process(f"id-{n}", chunk, processor_type="json", mode=APPEND)
+            assert result.error is not None and result.error.status_hint == "INVALID_ARGUMENT"
+        del chunk, result
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown <= parser.store.memory - charged_before

@@ -122,6 +122,9 @@ _SLOT_BYTES = 16
 _ENTRY_BYTES = 128
 _FRAME_FIXED_BYTES = _FRAME_BYTES + STR_BYTES  # a frame and its path's str, but its characters
 _PART_BYTES = _SLOT_BYTES + STR_BYTES
+# The error a reader keeps once the text cannot be read: the exception, its dict and its
+# message of a few dozen characters (its traceback is dropped: see the parser).
+_ERROR_BYTES = 640
 
 
 def bytearray_bytes(size: int) -> int:
@@ -220,6 +223,8 @@ class JsonReader:
             held += bytearray_bytes(len(self._number))
         if self.string_starts:
             held += _ENTRY_BYTES * len(self.string_starts)
+        if self._error is not None:
+            held += _ERROR_BYTES
         return held
 
     def growth_bound(self, chars: int) -> int:
@@ -236,7 +241,7 @@ class JsonReader:
             self._max_depth * frame,
         )
         bound = frames + CHAR_BYTES * self._max_path_chars + 2 * STR_BYTES + CHAR_BYTES * 16
-        bound += _PART_BYTES + CHAR_BYTES * chars + bytearray_bytes(chars)
+        bound += _PART_BYTES + CHAR_BYTES * chars + bytearray_bytes(chars) + _ERROR_BYTES
         if self.string_starts is not None:
             bound += _ENTRY_BYTES * (chars + 1)
         return bound
@@ -251,6 +256,8 @@ class JsonReader:
         if self._number:
             held += bytearray_bytes(len(self._number))
         held += _ENTRY_BYTES * len(self.string_starts or ())
+        if self._error is not None:
+            held += _ERROR_BYTES
         return held
 
     def feed(self, text: str) -> list[JsonOp]:

@@ -229,7 +229,8 @@ class StreamingParser:
                 output = processor.process(delta, final=final, complete_text=lambda: tracker.text)
             except InvalidArgument as exc:
                 failed = True
-                error = exc
+                # Its traceback would keep the chunk alive, uncounted, as long as the id.
+                error = exc.with_traceback(None)
             except Exception as exc:
                 # A bug in the processor: its state is suspect, the text is not.
                 failed = True
