@@ -117,7 +117,7 @@ def check_growth(processor_name: str, chunks: list[str]) -> None:
     processor = BUILTIN_PROCESSORS[processor_name]("g")
 
     def growth_bound(chunk: str) -> int:
-        return processor.growth_bound(len(chunk))
+        return processor.growth_bound(chunk)
 
     text = "".join(chunks)
     held = processor.held_bytes

@@ -122,6 +122,8 @@ _SLOT_BYTES = 16
 _ENTRY_BYTES = 128
 _FRAME_FIXED_BYTES = _FRAME_BYTES + STR_BYTES  # a frame and its path's str, but its characters
 _PART_BYTES = _SLOT_BYTES + STR_BYTES
+# Texts longer than this have their brackets and quotes counted for growth_bound.
+_COUNTED_FROM = 256
 # The error a reader keeps once the text cannot be read: the exception, its dict and its
 # message of a few dozen characters (its traceback is dropped: see the parser).
 _ERROR_BYTES = 640
@@ -227,23 +229,30 @@ class JsonReader:
             held += _ERROR_BYTES
         return held
 
-    def growth_bound(self, chars: int) -> int:
-        """The most `held_bytes` can grow by in one feed of `chars` characters (and a
-        close): new frames, at most one a character, whose paths fit the feed's path
-        budget, and at most the deepest stack; the current path; a key or number in
-        progress; the pending few characters; and the string starts, all at their estimated
-        sizes."""
+    def growth_bound(self, text: str) -> int:
+        """The most `held_bytes` can grow by when `text` is fed (and the reader closed):
+        new frames, one for each '{' or '[', whose paths fit the feed's path budget, and at
+        most the deepest stack; the current path; a key or number in progress; the pending
+        few characters; the string starts, one for each '"'; all at their estimated sizes.
+        The brackets and quotes of a long text are counted (in C); a short one is taken to
+        be all of them."""
+        chars = len(text)
+        if chars > _COUNTED_FROM:
+            opens = text.count("{") + text.count("[") + 1
+            quotes = text.count('"') + 1
+        else:
+            opens = quotes = chars + 1
         frame = _FRAME_FIXED_BYTES + CHAR_BYTES * self._max_path_chars
         frames = min(
-            _FRAME_FIXED_BYTES * chars
+            _FRAME_FIXED_BYTES * opens
             + CHAR_BYTES * (self._budget_per_char * chars + self._budget_base),
-            (chars + 1) * frame,
+            opens * frame,
             self._max_depth * frame,
         )
         bound = frames + CHAR_BYTES * self._max_path_chars + 2 * STR_BYTES + CHAR_BYTES * 16
         bound += _PART_BYTES + CHAR_BYTES * chars + bytearray_bytes(chars) + _ERROR_BYTES
         if self.string_starts is not None:
-            bound += _ENTRY_BYTES * (chars + 1)
+            bound += _ENTRY_BYTES * quotes
         return bound
 
     def recount_held_bytes(self) -> int:

@@ -37,7 +37,7 @@ _MODE_NUMBERS = frozenset(m.value for m in DeltaMode)
 _EXPIRY_BATCH = 1000
 
 #: The most a processor's `held_bytes` grows by for a chunk of n characters: its own
-#: `growth_bound(n)` where it has one (the built-ins do, and tests/test_engine_bounds.py
+#: `growth_bound(chunk)` where it has one (the built-ins do, and tests/test_engine_bounds.py
 #: holds them to it), else PROCESSOR_GROWTH_PER_CHAR * n + PROCESSOR_GROWTH_BASE.
 PROCESSOR_GROWTH_PER_CHAR = 256
 PROCESSOR_GROWTH_BASE = (2 << 20) + (64 << 10)
@@ -194,7 +194,7 @@ class StreamingParser:
         else:
             growth_bound = getattr(state.processor, "growth_bound", None)
             if growth_bound is not None:
-                reserved += growth_bound(len(chunk))
+                reserved += growth_bound(chunk)
             else:
                 reserved += PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
             if sequence:

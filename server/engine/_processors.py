@@ -97,10 +97,10 @@ class _JsonOpsProcessor:
     def recount_held_bytes(self) -> int:
         return self._reader.recount_held_bytes()
 
-    def growth_bound(self, chars: int) -> int:
-        """The most `held_bytes` can grow by when `chars` characters are processed; the
-        engine reserves it from the memory budget before the chunk is read."""
-        return self._reader.growth_bound(chars)
+    def growth_bound(self, text: str) -> int:
+        """The most `held_bytes` can grow by when `text` is processed; the engine reserves
+        it from the memory budget before the chunk is read."""
+        return self._reader.growth_bound(text)
 
     def _read(self, new_text: str, final: bool) -> list[JsonOp]:
         ops = self._reader.feed(new_text) if new_text else []
@@ -204,9 +204,9 @@ class _FieldTextProcessor(_JsonOpsProcessor):
     def recount_held_bytes(self) -> int:
         return self._reader.recount_held_bytes() + bytearray_bytes(len(self._message))
 
-    def growth_bound(self, chars: int) -> int:
-        # The message grows by the UTF-8 of at most `chars` decoded characters.
-        return self._reader.growth_bound(chars) + bytearray_bytes(CHAR_BYTES * chars)
+    def growth_bound(self, text: str) -> int:
+        # The message grows by the UTF-8 of at most all the text's characters.
+        return self._reader.growth_bound(text) + bytearray_bytes(CHAR_BYTES * len(text))
 
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
@@ -318,12 +318,14 @@ class _FilesProcessor(_JsonOpsProcessor):
             content += len(f.content)
         return self._reader.recount_held_bytes() + held + content + (content >> 3)
 
-    def growth_bound(self, chars: int) -> int:
-        # Every element takes at least "{}," (three characters) and may become a file; a
+    def growth_bound(self, text: str) -> int:
+        # A file is an object: one for each '{' (all characters, for a short text); a
         # name's characters are held twice while it completes; content grows by UTF-8.
-        files = (chars // 3 + 1) * (_FILE_BYTES + STR_BYTES + _NAMED_BYTES)
+        chars = len(text)
+        opens = text.count("{") + 1 if chars > 256 else chars + 1
+        files = opens * (_FILE_BYTES + STR_BYTES + _NAMED_BYTES)
         names = 2 * CHAR_BYTES * chars
-        return self._reader.growth_bound(chars) + files + names + bytearray_bytes(4 * chars)
+        return self._reader.growth_bound(text) + files + names + bytearray_bytes(4 * chars)
 
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
