@@ -5,9 +5,11 @@ be finished by the next good request."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pytest
+from helpers import apply_ops, loads_exact
 
 from server.engine import Limits, NotFound, StreamingParser
 
@@ -121,3 +123,31 @@ def test_a_refused_final_after_invalid_json_keeps_the_id_open() -> None:
     # The text stopped being JSON at sequence 1: tracked since with no output and no error.
     assert done.final and done.complete_text == "{x}"
     assert done.error is None and done.output is None
+
+
+def test_a_json_final_refused_for_its_size_leaves_the_reader_where_it_was() -> None:
+    """The refused final was already read by the id's JSON reader: the id must go on from
+    the text before it, so the ops of the answers that were given still rebuild the value."""
+    parser = StreamingParser(Limits(max_response_bytes=4000))
+    first = parser.process("j", '{"a": "' + "x" * 500, processor_type="json", mode=APPEND)
+    refused = parser.process("j", "y" * 2000 + '", "b": [1, 2]}', final=True)
+    assert refused.error.status_hint == "RESOURCE_EXHAUSTED" and not refused.final
+    more = parser.process("j", 'z", "b": [')
+    done = parser.process("j", "3]}", final=True)
+    assert more.error is None and done.error is None and done.final
+    ops = first.output.deltas + more.output.deltas + done.output.deltas
+    text = '{"a": "' + "x" * 500 + 'z", "b": [3]}'
+    assert done.complete_text == text
+    assert apply_ops(ops) == loads_exact(text)
+    assert json.loads(done.output.value_json) == json.loads(text)
+
+
+def test_a_json_final_refused_for_its_size_after_invalid_json_stays_without_output() -> None:
+    parser = StreamingParser(Limits(max_response_bytes=4000))
+    bad = parser.process("j", "[1 2", processor_type="json", mode=APPEND)
+    assert bad.error.status_hint == "INVALID_ARGUMENT"
+    refused = parser.process("j", "]" * 2000, final=True)
+    assert refused.error.status_hint == "RESOURCE_EXHAUSTED" and not refused.final
+    done = parser.process("j", "]", final=True)
+    assert done.final and done.error is None and done.output is None
+    assert done.complete_text == "[1 2]"
