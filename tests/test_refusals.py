@@ -151,3 +151,20 @@ def test_a_json_final_refused_for_its_size_after_invalid_json_stays_without_outp
     done = parser.process("j", "]", final=True)
     assert done.final and done.error is None and done.output is None
     assert done.complete_text == "[1 2]"
+
+
+def test_a_changed_processor_or_mode_is_named_in_the_refusal() -> None:
+    """The message names what the id uses and what the request asked for: the processor when
+    that differs, else the mode, even when the request repeats the id's own processor."""
+    parser = StreamingParser()
+    parser.process("id", "[", processor_type="json", mode=APPEND)
+    messages = {
+        "processor": parser.process("id", "1", processor_type="plan").error.message,
+        "both": parser.process("id", "1", processor_type="plan", mode=SNAPSHOT).error.message,
+        "mode": parser.process("id", "1", processor_type="json", mode=SNAPSHOT).error.message,
+        "mode only": parser.process("id", "1", mode=SNAPSHOT).error.message,
+    }
+    advice = "; clear it or use another id"
+    processor = "chunk id uses processor 'json', not 'plan'" + advice
+    mode = "chunk id uses mode APPEND, not SNAPSHOT" + advice
+    assert messages == {"processor": processor, "both": processor, "mode": mode, "mode only": mode}

@@ -125,3 +125,16 @@ class _Servicer:
 
     async def ListProcessors(self, request, context):  # noqa: N802
         pass
+
+
+def test_a_json_output_past_each_varint_size_and_join_batch_is_the_message_convert_builds():
+    # Outputs of 16 KiB and 2 MiB need two- and three-byte lengths, and more ops than one
+    # join batch takes; generated outputs are far smaller.
+    for ops in (
+        [Set("", '""'), Append("", "€" * 6000)],
+        [Set("", "[]"), *(Set(f"/{i}", str(i)) for i in range(5000))],
+        [Set("", '""'), Append("", "x" * (2 << 20))],
+    ):
+        result = ChunkResult("id", 1, "d", PartialJson(ops, "v"))
+        got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
+        assert got == _convert.chunk_response(result)
