@@ -50,7 +50,11 @@ results = st.builds(
 @given(results)
 def test_the_encoded_response_is_the_message_convert_builds(result: ChunkResult) -> None:
     expected = _convert.chunk_response(result)
-    got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
+    encoded = _wire.chunk_response(result)
+    # Byte for byte too: an empty field written out, or a longer varint than needed, parses
+    # to the same message but costs bytes on every answer.
+    assert encoded == expected.SerializeToString()
+    got = pb.ProcessChunksResponse.FromString(encoded)
     assert got == expected
     assert got.ListFields() == expected.ListFields()
     assert got.output.WhichOneof("kind") == expected.output.WhichOneof("kind")
@@ -69,8 +73,9 @@ plain_results = st.builds(
 @settings(max_examples=500)
 @given(plain_results)
 def test_an_answer_with_no_output_is_the_message_convert_builds(result: ChunkResult) -> None:
-    got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
-    assert got == _convert.chunk_response(result)
+    encoded = _wire.chunk_response(result)
+    assert encoded == _convert.chunk_response(result).SerializeToString()
+    assert pb.ProcessChunksResponse.FromString(encoded) == _convert.chunk_response(result)
 
 
 def test_an_empty_partial_json_still_selects_the_json_output() -> None:
@@ -138,3 +143,18 @@ def test_a_json_output_past_each_varint_size_and_join_batch_is_the_message_conve
         result = ChunkResult("id", 1, "d", PartialJson(ops, "v"))
         got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
         assert got == _convert.chunk_response(result)
+
+
+def test_lengths_around_the_two_byte_varint_limit_encode_as_protobuf_does():
+    # 16384 = 1 << 14 is the first length whose varint takes three bytes: every field, and
+    # the output's own length, just below, at and just above it.
+    for n in range(16370, 16400):
+        for result in (
+            ChunkResult("i" * n, 1, "d"),
+            ChunkResult("id", 1, "d" * n),
+            ChunkResult("id", n, "d"),
+            ChunkResult("id", 1, "d", PartialJson([Append("", "x" * n)], "")),
+            ChunkResult("id", 1, "d", ReasoningText("id", "t", "", "m" * n, "", "loading")),
+        ):
+            encoded = _wire.chunk_response(result)
+            assert encoded == _convert.chunk_response(result).SerializeToString(), n
