@@ -268,7 +268,8 @@ class StreamingParser:
                     f"{self.limits.max_response_bytes} bytes (--max-response-bytes); "
                     "no more output for this id"
                 )
-        state.processor = processor
+        # A stopped processor is never called again: what it holds is let go.
+        state.processor = None if failed else processor
         state.failed = failed
         if sequence:
             state.last_sequence = sequence
