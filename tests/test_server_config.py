@@ -85,6 +85,10 @@ def test_limits_carry_the_engine_settings() -> None:
         max_ids=40,
         idle_ttl=50,
         max_json_depth=60,
+        max_memory_bytes=70,
+        tenant_max_ids=8,
+        tenant_max_memory_bytes=9,
+        max_response_bytes=100,
     )
     assert config.limits() == Limits(
         max_id_bytes=10,
@@ -93,6 +97,10 @@ def test_limits_carry_the_engine_settings() -> None:
         max_ids=40,
         idle_ttl=50.0,
         max_json_depth=60,
+        max_memory_bytes=70,
+        tenant_max_ids=8,
+        tenant_max_memory_bytes=9,
+        max_response_bytes=100,
     )
 
 
@@ -112,6 +120,10 @@ def test_every_limit_has_its_flag() -> None:
             "--max-ids=5",
             "--idle-ttl=6.5",
             "--max-json-depth=7",
+            "--max-memory-bytes=8",
+            "--tenant-max-ids=9",
+            "--tenant-max-memory-bytes=10",
+            "--max-response-bytes=11",
             "--grace-period=0",
             "--log-level=debug",
             "--event-loop=asyncio",
@@ -131,6 +143,10 @@ def test_every_limit_has_its_flag() -> None:
         max_ids=5,
         idle_ttl=6.5,
         max_json_depth=7,
+        max_memory_bytes=8,
+        tenant_max_ids=9,
+        tenant_max_memory_bytes=10,
+        max_response_bytes=11,
         grace_period=0.0,
         log_level="DEBUG",
         event_loop="asyncio",
