@@ -39,3 +39,56 @@ def test_a_duplicate_of_an_answer_no_longer_kept_is_empty_but_echoes_id_and_sequ
     assert parser.complete_text("id").text == "".join(
         f"{n}," for n in range(1, RECENT_RESPONSES + 3)
     )
+
+
+def same_answer(again, first) -> None:
+    assert again.duplicate and not first.duplicate
+    assert (again.chunk_id, again.sequence) == (first.chunk_id, first.sequence)
+    assert (again.delta, again.final, again.complete_text) == (
+        first.delta,
+        first.final,
+        first.complete_text,
+    )
+    assert again.reset is first.reset
+    assert again.output == first.output
+    if first.output is not None and hasattr(first.output, "deltas"):
+        # Set and Append are both tuples, equal when their fields are: compare kinds too.
+        assert [type(op) for op in again.output.deltas] == [type(op) for op in first.output.deltas]
+        assert again.output.value_json == first.output.value_json
+
+
+def test_a_duplicate_of_a_json_answer_repeats_its_ops_of_each_kind() -> None:
+    parser = StreamingParser()
+    first = parser.process("j", '{"a": "x', processor_type="json", mode=APPEND, sequence=1)
+    assert {type(op).__name__ for op in first.output.deltas} == {"Set", "Append"}
+    same_answer(parser.process("j", "", sequence=1), first)
+    final = parser.process("j", 'y", "b": [1, true]}', sequence=2, final=True)
+    assert final.output.value_json
+    same_answer(parser.process("j", "", sequence=2, final=True), final)
+
+
+def test_a_duplicate_of_a_final_repeats_it_reset_included() -> None:
+    parser = StreamingParser()
+    parser.process("s", "abc", mode=SNAPSHOT, sequence=1)
+    rewrite = parser.process("s", "xyz", sequence=2, final=True)
+    assert rewrite.reset and rewrite.complete_text == "xyz"
+    same_answer(parser.process("s", "xyz", sequence=2, final=True), rewrite)
+    parser.process("t", "ab", mode=SNAPSHOT, sequence=1)
+    grown = parser.process("t", "abc", sequence=2, final=True)
+    assert not grown.reset
+    same_answer(parser.process("t", "abc", sequence=2, final=True), grown)
+
+
+def test_a_resent_request_below_the_final_repeats_only_the_complete_text() -> None:
+    """ "After a `final` ... a resent request at or below it is a duplicate (repeating the
+    final's `complete_text` when still known)": a final resend gets it, a plain one not."""
+    parser = StreamingParser()
+    parser.process("id", "ab", mode=APPEND, sequence=1)
+    parser.process("id", "cd", sequence=2, final=True)
+    plain = parser.process("id", "ab", sequence=1)
+    assert plain.duplicate and (plain.chunk_id, plain.sequence) == ("id", 1)
+    assert (plain.delta, plain.output, plain.final, plain.complete_text) == ("", None, False, "")
+    assert plain.reset is False
+    final = parser.process("id", "ab", sequence=1, final=True)
+    assert final.duplicate and (final.chunk_id, final.sequence) == ("id", 1)
+    assert (final.delta, final.output, final.final, final.complete_text) == ("", None, True, "abcd")
