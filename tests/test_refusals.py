@@ -168,3 +168,13 @@ def test_a_changed_processor_or_mode_is_named_in_the_refusal() -> None:
     processor = "chunk id uses processor 'json', not 'plan'" + advice
     mode = "chunk id uses mode APPEND, not SNAPSHOT" + advice
     assert messages == {"processor": processor, "both": processor, "mode": mode, "mode only": mode}
+
+
+@pytest.mark.parametrize("mode", [1, APPEND, SNAPSHOT])
+def test_a_text_over_its_limit_is_refused_naming_both_sizes(mode: int) -> None:
+    parser = StreamingParser(Limits(max_text_bytes=10))
+    parser.process("id", "abcdé", mode=mode)  # 6 bytes
+    chunk = "abcdé" + "fghij" if mode == SNAPSHOT else "fghij"
+    refused = parser.process("id", chunk)
+    assert refused.error.message == "text would be 11 bytes, over the limit of 10 bytes"
+    assert parser.complete_text("id").text == "abcdé"
