@@ -178,3 +178,13 @@ def test_a_text_over_its_limit_is_refused_naming_both_sizes(mode: int) -> None:
     refused = parser.process("id", chunk)
     assert refused.error.message == "text would be 11 bytes, over the limit of 10 bytes"
     assert parser.complete_text("id").text == "abcdé"
+
+
+def test_a_plan_final_refused_for_its_size_goes_on_under_its_own_id() -> None:
+    parser = StreamingParser(Limits(max_response_bytes=4000))
+    parser.process("p", '{"plan_markdown": "ab', processor_type="plan", mode=APPEND)
+    refused = parser.process("p", "c" * 2000 + '"}', final=True)
+    assert refused.error.status_hint == "RESOURCE_EXHAUSTED" and not refused.final
+    done = parser.process("p", 'd"}', final=True)
+    assert done.error is None and done.final
+    assert (done.output.id, done.output.message_chunk, done.output.message) == ("p", "d", "abd")
