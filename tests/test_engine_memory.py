@@ -445,3 +445,27 @@ def test_a_chunk_that_stops_the_processor_is_not_kept_alive_uncounted() -> None:
     finally:
         tracemalloc.stop()
     assert grown <= parser.store.memory - charged_before
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["a", "é", "中", "😀"]),
+    st.sampled_from([APPEND, AUTO, SNAPSHOT]),
+    st.sampled_from(["text", "json", "plan", "metric"]),
+    st.lists(st.integers(1, 300), min_size=1, max_size=30),
+    st.integers(4_000, 400_000),
+)
+def test_no_chunk_takes_the_charge_past_the_budget(character, mode, processor, sizes, budget):
+    """Whatever the characters take in memory, whatever the mode and processor: a chunk is
+    applied only if what it adds fits, so the charge never passes the budget, however
+    tight."""
+    parser = StreamingParser(Limits(max_memory_bytes=budget))
+    text = ""
+    for sequence, size in enumerate(sizes, 1):
+        chunk = character * size
+        if mode == SNAPSHOT:
+            text += chunk
+            chunk = text
+        parser.process("id", chunk, processor_type=processor, mode=mode, sequence=sequence)
+        assert parser.store.memory <= budget
+    assert_counts_exact(parser)

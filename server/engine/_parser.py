@@ -48,8 +48,10 @@ PROCESSOR_GROWTH_BASE = (2 << 20) + (64 << 10)
 #: whose bound could pass --max-response-bytes are measured instead.
 RESPONSE_PER_CHAR = 64
 RESPONSE_BASE = (2 << 20) + (8 << 10)
-#: A kept response of the text processor: its tuple and its delta.
-_TEXT_KEPT_OVERHEAD = 128
+#: A kept response of the text processor beyond 4 bytes a character of its delta: its
+#: tuple of four (72 bytes) and the delta's str header (at most 80 bytes, with 4-byte
+#: characters and its terminator).
+_TEXT_KEPT_OVERHEAD = 160
 
 
 class StreamingParser:
