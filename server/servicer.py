@@ -150,10 +150,11 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             return response
         except Exception:
             _log.exception("bug in ProcessChunks", extra={"fields": {"rpc": "ProcessChunks"}})
+            # Not `final`, even for a final request: like every refusal, it leaves the id
+            # open for the client to read or clear.
             return pb.ProcessChunksResponse(
                 chunk_id=request.chunk_id,
                 sequence=request.sequence,
-                final=request.final,
                 error=_convert.error_message(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE),
             ).SerializeToString()
 

@@ -237,7 +237,8 @@ def test_a_bug_is_internal_and_leaks_nothing(caplog: pytest.LogCaptureFixture) -
             stub = pb_grpc.StreamingParserStub(channel)
             conversation = Conversation(stub)
             response = conversation.send("id", "payload-text", sequence=3, final=True)
-            assert (response.chunk_id, response.sequence, response.final) == ("id", 3, True)
+            # Refused, so not final, even for a final request: the id stays open.
+            assert (response.chunk_id, response.sequence, response.final) == ("id", 3, False)
             assert response.error.code == INTERNAL
             assert "payload-text" not in response.error.message
             second = conversation.send("id", "more payload-text")
