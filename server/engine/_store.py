@@ -266,11 +266,7 @@ class MemoryStore:
     def settle(self, state: IdState, reserved: int) -> None:
         """Return a reservation, and charge `state` what it holds now if it is still here."""
         # `alive` turns False only under the store's lock: checked again there.
-        if state.alive:
-            held = ID_COST + state.recent_bytes + state.tracker.held_bytes
-            processor = state.processor
-            if processor is not None:
-                held += getattr(processor, "held_bytes", 0)
+        held = state.held_bytes() if state.alive else 0
         lock = self._lock
         lock.acquire()
         total = self._total
