@@ -122,8 +122,11 @@ _SLOT_BYTES = 16
 _ENTRY_BYTES = 128
 _FRAME_FIXED_BYTES = _FRAME_BYTES + STR_BYTES  # a frame and its path's str, but its characters
 _PART_BYTES = _SLOT_BYTES + STR_BYTES
-# Texts longer than this have their brackets and quotes counted for growth_bound.
+# Texts longer than this have their brackets and quotes counted for growth_bound; a
+# shorter one's bound depends on its length alone, and is looked up, once a chunk, in a
+# table shared by the readers of the same settings.
 _COUNTED_FROM = 256
+_SHORT_BOUNDS: dict[tuple[object, ...], list[int]] = {}
 # The error a reader keeps once the text cannot be read: the exception, its dict and its
 # message of a few dozen characters (its traceback is dropped: see the parser).
 _ERROR_BYTES = 640
@@ -187,6 +190,13 @@ class JsonReader:
         self._metered = False
         self._budget = self._path_room = 0  # path characters this feed may emit, and left
         self.string_starts: dict[int, int] | None = {} if string_starts else None
+        settings = (max_depth, max_path_chars, path_budget_per_char, path_budget_base)
+        settings += (string_starts,)
+        short_bounds = _SHORT_BOUNDS.get(settings)
+        if short_bounds is None:
+            short_bounds = [self._bound(n, n + 1, n + 1) for n in range(_COUNTED_FROM + 1)]
+            _SHORT_BOUNDS[settings] = short_bounds
+        self._short_bounds = short_bounds
         self._state = _START
         self._pending = ""
         self._base = 0  # offset of the first character of the next feed's data
@@ -238,10 +248,10 @@ class JsonReader:
         be all of them."""
         chars = len(text)
         if chars > _COUNTED_FROM:
-            opens = text.count("{") + text.count("[") + 1
-            quotes = text.count('"') + 1
-        else:
-            opens = quotes = chars + 1
+            return self._bound(chars, text.count("{") + text.count("[") + 1, text.count('"') + 1)
+        return self._short_bounds[chars]
+
+    def _bound(self, chars: int, opens: int, quotes: int) -> int:
         frame = _FRAME_FIXED_BYTES + CHAR_BYTES * self._max_path_chars
         frames = min(
             _FRAME_FIXED_BYTES * opens
