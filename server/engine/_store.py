@@ -251,13 +251,17 @@ class MemoryStore:
         try:
             total = self._total
             tenant = state.usage
-            if total.short_of(amount) or tenant.short_of(amount):
+            # Written out, not short_of(): this runs once a chunk.
+            if (
+                total.memory + total.reserved + amount > total.max_memory
+                or tenant.memory + tenant.reserved + amount > tenant.max_memory
+            ):
                 self._make_room(amount, tenant, key[0])
-            if total.short_of(amount) or tenant.short_of(amount):
-                if not state.applied and state.alive:
-                    del self._live[key]
-                    state.alive = False
-                raise (total if total.short_of(amount) else tenant).refusal(amount)
+                if total.short_of(amount) or tenant.short_of(amount):
+                    if not state.applied and state.alive:
+                        del self._live[key]
+                        state.alive = False
+                    raise (total if total.short_of(amount) else tenant).refusal(amount)
             total.reserved += amount
             tenant.reserved += amount
         finally:
