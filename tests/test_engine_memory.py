@@ -248,6 +248,8 @@ def assert_store_consistent(parser: StreamingParser) -> None:
     assert set(store._final_results) <= finished
     by_namespace = {key for keys in store._tenant_finished.values() for key in keys}
     assert by_namespace == finished
+    kept_by_namespace = [key for keys in store._tenant_finals.values() for key in keys]
+    assert sorted(kept_by_namespace) == sorted(store._final_results)
     assert all(state.alive for state in store._live.values())
     assert_counts_exact(parser)
     assert store._total.reserved == 0

@@ -202,6 +202,8 @@ class MemoryStore:
         # Namespaces come from the token file, a fixed few: their usage is never dropped.
         self._tenants: dict[str, _Usage] = {}
         self._tenant_finished: dict[str, OrderedDict[Key, None]] = {}
+        # Each namespace's kept finals, oldest first: it makes room from its own alone.
+        self._tenant_finals: dict[str, OrderedDict[Key, None]] = {}
 
     # -- what the parser calls -----------------------------------------------------------
 
@@ -335,6 +337,7 @@ class MemoryStore:
                 finished.final = final
                 finished.cost += final_bytes
                 self._final_results[key] = final_bytes
+                self._tenant_finals[key[0]][key] = None
                 self._final_bytes += final_bytes
             self._finished[key] = finished
             self._tenant_finished[key[0]][key] = None
@@ -428,6 +431,7 @@ class MemoryStore:
             )
             self._tenants[namespace] = tenant
             self._tenant_finished[namespace] = OrderedDict()
+            self._tenant_finals[namespace] = OrderedDict()
         return tenant
 
     def _charge(self, namespace: str, amount: int) -> None:
@@ -444,31 +448,27 @@ class MemoryStore:
         state.cost = 0
 
     def _forget_finished(self, key: Key) -> None:
+        if key in self._final_results:
+            self._drop_final(key)
         finished = self._finished.pop(key)
         del self._tenant_finished[key[0]][key]
         self._total.ids -= 1
         self._tenants[key[0]].ids -= 1
-        size = self._final_results.pop(key, None)
-        if size is not None:
-            self._final_bytes -= size
         self._charge(key[0], -finished.cost)
 
     def _make_room(self, amount: int, tenant: _Usage, namespace: str) -> None:
         """Kept final responses are a cache: the oldest give way to new work (a duplicate
         of their final then gets no delta or output, as the contract allows)."""
         total = self._total
-        if total.short_of(amount):
-            while self._final_results and total.short_of(amount):
-                self._drop_final(next(iter(self._final_results)))
-        if tenant.short_of(amount):
-            own = [key for key in self._final_results if key[0] == namespace]
-            for key in own:
-                if not tenant.short_of(amount):
-                    break
-                self._drop_final(key)
+        while self._final_results and total.short_of(amount):
+            self._drop_final(next(iter(self._final_results)))
+        own = self._tenant_finals[namespace]
+        while own and tenant.short_of(amount):
+            self._drop_final(next(iter(own)))
 
     def _drop_final(self, key: Key) -> None:
         size = self._final_results.pop(key)
+        del self._tenant_finals[key[0]][key]
         self._final_bytes -= size
         finished = self._finished[key]
         finished.final = None
