@@ -21,7 +21,7 @@ from ._errors import (
 from ._limits import Limits
 from ._outputs import freeze, thaw
 from ._registry import describe, load_processors
-from ._results import ChunkResult, TextInfo, response_size_bound
+from ._results import ChunkResult, TextInfo, response_size
 from ._store import (
     RECENT_RESPONSE_BYTES,
     Finished,
@@ -245,7 +245,7 @@ class StreamingParser:
             result = ChunkResult(
                 chunk_id, sequence, delta, output, error, True, tracker.text, reset
             )
-            size = response_size_bound(result)
+            size = response_size(result)
             if size > self.limits.max_response_bytes:
                 tracker.restore(mark)
                 if not applied:
@@ -254,19 +254,19 @@ class StreamingParser:
                     # The final was read into the id's own processor: read the text again.
                     state.processor, state.failed = self._rebuilt(state, chunk_id)
                 raise ResourceExhausted(
-                    f"the final response would be up to {size} bytes, over the limit of "
+                    f"the final response would be {size} bytes, over the limit of "
                     f"{self.limits.max_response_bytes} bytes (--max-response-bytes); "
                     "nothing changed: read the text with GetCompleteText, then clear the id"
                 )
         elif output is not None and len(chunk) > self._measure_from:
             result = ChunkResult(chunk_id, sequence, delta, output, error, False, "", reset)
-            size = response_size_bound(result)
+            size = response_size(result)
             if size > self.limits.max_response_bytes:
                 # Shown in part, it could not be rebuilt: the processor stops, as for text
                 # that cannot be read.
                 output, failed = None, True
                 error = InvalidArgument(
-                    f"this chunk's output would be up to {size} bytes, over the limit of "
+                    f"this chunk's output would be {size} bytes, over the limit of "
                     f"{self.limits.max_response_bytes} bytes (--max-response-bytes); "
                     "no more output for this id"
                 )

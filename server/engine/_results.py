@@ -36,35 +36,77 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-# A length-delimited field costs its tag (1 byte here), its length's varint (at most 5) and
-# its bytes; a varint field at most 11.
-_FIELD = 6
+def _varint_size(value: int) -> int:
+    return 1 if value < 0x80 else (value.bit_length() + 6) // 7
 
 
-def response_size_bound(result: ChunkResult) -> int:
-    """The most bytes the ProcessChunksResponse for `result` encodes to, for the built-in
-    outputs (a plugin's own output type is not counted). O(size of the result)."""
-    size = 11 * 4 + 3 * _FIELD  # sequence, the flags, error's code; id, delta, output
-    size += _utf8_size(result.chunk_id) + _utf8_size(result.delta)
-    size += _FIELD + _utf8_size(result.complete_text)
+def _string(text: str) -> int:
+    """A string field: left out when empty, else its tag (one byte for fields 1-15), its
+    length's varint and its bytes."""
+    if not text:
+        return 0
+    size = _utf8_size(text)
+    return 1 + _varint_size(size) + size
+
+
+def _nested(size: int) -> int:
+    """A message field that is present, empty or not (a oneof member is written even when
+    empty: that is what selects it)."""
+    return 1 + _varint_size(size) + size
+
+
+def _number(value: int) -> int:
+    return 1 + _varint_size(value) if value else 0
+
+
+def response_size(result: ChunkResult) -> int:
+    """The bytes the ProcessChunksResponse for `result` encodes to, computed without encoding
+    it: O(number of strings). Exact for the built-in outputs; a plugin's own output type
+    counts as an empty output. An error's code is a gRPC status number, one byte."""
+    size = _string(result.chunk_id) + _number(result.sequence) + _string(result.delta)
     if result.error is not None:
-        size += 2 * _FIELD + 11 + _utf8_size(result.error.message)
+        size += _nested(2 + _string(result.error.message))
     output = result.output
+    if output is not None:
+        size += _nested(_nested(_output_size(output)))
+    if result.final:
+        size += 2 + _string(result.complete_text)
+    if result.reset:
+        size += 2
+    if result.duplicate:
+        size += 2
+    return size
+
+
+def _output_size(output: Output) -> int:
+    """The size of the output's oneof member, without its own tag and length."""
     kind = type(output)
     if kind is PartialJson:
-        size += 2 * _FIELD + _utf8_size(output.value_json)
+        size = _string(output.value_json)
         for path, value in output.deltas:
-            size += 3 * _FIELD + _utf8_size(path) + _utf8_size(value)
-    elif kind is ReasoningText:
-        size += 7 * _FIELD
-        for text in (output.id, output.title, output.secondary_title, output.message_chunk):
-            size += _utf8_size(text)
-        size += _utf8_size(output.message) + _utf8_size(output.status)
-    elif kind is ReasoningFile:
-        size += 5 * _FIELD + _utf8_size(output.id) + _utf8_size(output.title)
-        size += _utf8_size(output.secondary_title) + _utf8_size(output.status)
+            size += _nested(_string(path) + _nested(_utf8_size(value)))
+        return size
+    if kind is ReasoningText:
+        return (
+            _string(output.id)
+            + _string(output.title)
+            + _string(output.secondary_title)
+            + _string(output.message_chunk)
+            + _string(output.message)
+            + _string(output.status)
+        )
+    if kind is ReasoningFile:
+        size = _string(output.id) + _string(output.title)
+        size += _string(output.secondary_title) + _string(output.status)
         for f in output.files:
-            size += 7 * _FIELD + 11 + _utf8_size(f.id) + _utf8_size(f.file_type)
-            size += _utf8_size(f.file_name) + _utf8_size(f.status)
-            size += _utf8_size(f.text_chunk) + _utf8_size(f.text)
-    return size
+            size += _nested(
+                _string(f.id)
+                + _string(f.file_type)
+                + _string(f.file_name)
+                + _number(f.version_number)
+                + _string(f.status)
+                + _string(f.text_chunk)
+                + _string(f.text)
+            )
+        return size
+    return 0
