@@ -5,13 +5,15 @@ response over the limit is sent; above them, one within it is refused."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_server_wire import repeated, results
 
 from server import _wire
-from server.engine import ChunkResult, InvalidArgument, StreamingParser
+from server.engine import ChunkResult, InvalidArgument, Limits, ResourceExhausted, StreamingParser
 from server.engine._results import response_size
+
+APPEND = 2
 
 
 @settings(max_examples=300)
@@ -40,3 +42,36 @@ def test_a_numbered_answer_kept_for_duplicates_is_charged() -> None:
     parser.clear("plain")
     parser.process("kept", "x" * 100_000, mode=2, sequence=1)
     assert parser.store.memory >= plain + 100_000
+
+
+def _finish(parser: StreamingParser, processor: str, text: str) -> tuple[int, ChunkResult]:
+    """The size of the answer to the text, then the answer to a final empty chunk."""
+    first = parser.process("id", text, processor_type=processor, mode=APPEND)
+    answer = parser.process("id", "", processor_type=processor, mode=APPEND, final=True)
+    assert first is not None and answer is not None
+    return len(_wire.chunk_response(first)), answer
+
+
+@settings(max_examples=50)
+@given(
+    st.sampled_from(["text", "json", "plan"]),
+    st.text(alphabet='{}[]":,ab1 é😀', max_size=60),
+)
+def test_a_final_exactly_at_the_response_limit_is_answered_and_one_byte_more_refused(
+    processor: str, text: str
+) -> None:
+    """--max-response-bytes: "No response is bigger": a final whose response takes exactly
+    the limit is answered; with the limit one byte lower it is refused, and the id stays
+    open with its text."""
+    first, final = _finish(StreamingParser(), processor, text)
+    size = len(_wire.chunk_response(final))
+    assume(first < size)  # else the first answer is the one over the limit
+
+    tight = StreamingParser(Limits(max_response_bytes=size - 1))
+    refused = _finish(tight, processor, text)[1]
+    assert isinstance(refused.error, ResourceExhausted) and not refused.final
+    assert tight.complete_text("id").text == text
+
+    answered = _finish(StreamingParser(Limits(max_response_bytes=size)), processor, text)[1]
+    assert answered.final and not isinstance(answered.error, ResourceExhausted)
+    assert len(_wire.chunk_response(answered)) == size
