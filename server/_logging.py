@@ -1,8 +1,10 @@
 """Structured logging: one `key=value` line per event on stderr.
 
-Call sites pass their fields as ``extra={"fields": {...}}``; the message itself is a short
-fixed event name, so lines can be grepped and parsed. Payload text (chunks, complete texts)
-is never logged at INFO or above.
+Every call site goes through `log_event(logger, level, event, **fields)`: the event is a
+short fixed name (never an f-string), so lines can be grepped and parsed, and the fields ride
+on the record as `record.fields`, the one place the formatter reads them. (Fields passed the
+stdlib way, `extra={"processor": ...}`, become record attributes the formatter never sees.)
+Payload text (chunks, complete texts) is never logged at INFO or above.
 """
 
 from __future__ import annotations
@@ -16,8 +18,29 @@ from types import TracebackType
 _LOGGER_NAME = "chunkwise"
 
 
+_ExcInfo = bool | BaseException | None
+
+
 def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{_LOGGER_NAME}.{name}")
+
+
+def log_event(
+    logger: logging.Logger,
+    level: int,
+    event: str,
+    /,
+    *,
+    exc_info: _ExcInfo = None,
+    **fields: object,
+) -> None:
+    """Log `event` (a fixed name) at `level` (`logging.INFO`, ...) with `fields` as key=value.
+
+    `exc_info` is as for `Logger.log`: True for the exception being handled, or an exception;
+    the line then gets its type and traceback, never its message.
+    """
+    # stacklevel=2: the record names the call site, not this helper.
+    logger.log(level, event, exc_info=exc_info, extra={"fields": fields}, stacklevel=2)
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -28,6 +51,10 @@ def _quote(value: object) -> str:
     if text and not any(c in text for c in ' "=\\\n\r\t'):
         return text
     return '"' + text.translate(_ESCAPES) + '"'
+
+
+#: The keys the formatter writes itself; a field never overwrites one.
+_OWN_KEYS = frozenset({"ts", "level", "logger", "event", "exc_type", "traceback"})
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -41,7 +68,10 @@ class KeyValueFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        parts.update(getattr(record, "fields", {}))
+        for key, value in getattr(record, "fields", {}).items():
+            # Renamed rather than let through or dropped: the line stays parseable and the
+            # value is still there.
+            parts[f"field_{key}" if key in _OWN_KEYS else key] = value
         if record.exc_info and record.exc_info[0] is not None:
             # The exception's type and where it was raised, never its message: a message
             # may quote the text being processed.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
+import logging
 import signal
 import socket
 import sys
@@ -19,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from server import auth
 from server._drain import DrainGate
 from server._health import SERVING, DrainingHealthServicer
-from server._logging import get_logger
+from server._logging import get_logger, log_event
 from server.config import Config
 from server.engine import StreamingParser
 from server.event_loop import running_loop_kind
@@ -72,21 +73,21 @@ class Server:
         self._expiry = asyncio.create_task(self._expire_forever(), name="chunkwise-expiry")
 
     async def stop(self, grace: float | None) -> None:
-        _log.info("draining", extra={"fields": {"grace_period": grace}})
+        log_event(_log, logging.INFO, "draining", grace_period=grace)
         self._drain_gate.close()
         await self.health.enter_graceful_shutdown()
         if grace:
             deadline = time.monotonic() + grace
             await self._drain_gate.wait_until_idle(DRAIN_QUIET, deadline)
             grace = max(0.0, deadline - time.monotonic())
-        _log.info("refusing connections", extra={"fields": {"grace_left": round(grace, 3)}})
+        log_event(_log, logging.INFO, "refusing connections", grace_left=round(grace, 3))
         await self.grpc_server.stop(grace)
         if self._expiry is not None:
             self._expiry.cancel()
         # A chunk still on a worker after the grace period belongs to a cancelled stream;
         # its result is not needed, so do not wait for it.
         self._executor.shutdown(wait=False, cancel_futures=True)
-        _log.info("stopped")
+        log_event(_log, logging.INFO, "stopped")
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -98,10 +99,10 @@ class Server:
             try:
                 expired = await loop.run_in_executor(self._executor, self.parser.expire)
             except Exception:
-                _log.exception("bug in expiry")
+                log_event(_log, logging.ERROR, "bug in expiry", exc_info=True)
                 continue
             if expired:
-                _log.debug("expired idle ids", extra={"fields": {"count": expired}})
+                log_event(_log, logging.DEBUG, "expired idle ids", count=expired)
 
 
 def listen_address(host: str, port: int) -> str:
@@ -316,6 +317,6 @@ async def serve(config: Config) -> None:
         "bearer_tokens": config.auth_tokens is not None,
     }
     where = {"host": config.host, "port": port, "event_loop": running_loop_kind()}
-    _log.info("listening", extra={"fields": {**where, **security}})
+    log_event(_log, logging.INFO, "listening", **where, **security)
     await stop_requested.wait()
     await server.stop(config.grace_period)

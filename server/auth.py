@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Protocol
 import grpc
 
 from server._files import SettingsFileError, read_text
-from server._logging import get_logger
+from server._logging import get_logger, log_event
 
 _log = get_logger("auth")
 
@@ -70,7 +71,7 @@ class BearerTokens:
     async def namespace(self, context: grpc.aio.ServicerContext) -> str:
         namespace, refusal = self.resolve(context.invocation_metadata() or ())
         if namespace is None:
-            _log.info("call refused", extra={"fields": {"peer": context.peer(), "reason": refusal}})
+            log_event(_log, logging.INFO, "call refused", peer=context.peer(), reason=refusal)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
         return namespace
 
@@ -160,7 +161,10 @@ def _warn_if_others_can_read(path: Path) -> None:
     except OSError:
         return
     if mode & stat.S_IROTH:
-        _log.warning(
+        log_event(
+            _log,
+            logging.WARNING,
             "token file readable by every user",
-            extra={"fields": {"path": str(path), "mode": oct(stat.S_IMODE(mode))}},
+            path=str(path),
+            mode=oct(stat.S_IMODE(mode)),
         )

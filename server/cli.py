@@ -9,14 +9,12 @@ from dataclasses import fields
 from pathlib import Path
 
 from server._files import SettingsFileError
-from server._logging import configure, get_logger
+from server._logging import configure
 from server.app import BindError, serve
 from server.config import LOG_LEVELS, Config
 from server.event_loop import EVENT_LOOPS, EventLoopError, run
 
 _DEFAULTS = {f.name: f.default for f in fields(Config)}
-
-_log = get_logger("cli")
 
 
 def _parser() -> argparse.ArgumentParser:

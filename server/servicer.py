@@ -10,6 +10,7 @@ INTERNAL with a generic message.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
@@ -20,7 +21,7 @@ from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
 from server import _convert, _wire
 from server._gc import collection_held_off, free_gradually
-from server._logging import get_logger
+from server._logging import get_logger, log_event
 from server.auth import Authenticator, OpenAccess
 from server.engine import EngineError, PartialJson, ProcessorFailed, StreamingParser
 
@@ -78,7 +79,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         # Read once, up front: grpc.aio crashes the process (SIGSEGV) when peer() is called
         # after the client has cancelled the call.
         peer = context.peer()
-        _log.debug("stream opened", extra={"fields": {"peer": peer}})
+        log_event(_log, logging.DEBUG, "stream opened", peer=peer)
         try:
             # Each response is written before the next request is read: per-stream order.
             while (request := await context.read()) is not grpc.aio.EOF:
@@ -100,7 +101,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                         )
                 await context.write(response)
         finally:
-            _log.debug("stream closed", extra={"fields": {"peer": peer, "requests": count}})
+            log_event(_log, logging.DEBUG, "stream closed", peer=peer, requests=count)
 
     async def _answer_in_turn(self, request: pb.ProcessChunksRequest, namespace: str) -> bytes:
         """`_answer_on_worker` once no other big chunk is on a worker."""
@@ -139,17 +140,19 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             if result is None:
                 return None
             if type(result.error) is ProcessorFailed:
-                _log.error(
+                log_event(
+                    _log,
+                    logging.ERROR,
                     "processor failed",
                     exc_info=result.error.__cause__,
-                    extra={"fields": {"rpc": "ProcessChunks"}},
+                    rpc="ProcessChunks",
                 )
             response = _wire.chunk_response(result)
             if type(result.output) is PartialJson:
                 free_gradually(result.output, "deltas")
             return response
         except Exception:
-            _log.exception("bug in ProcessChunks", extra={"fields": {"rpc": "ProcessChunks"}})
+            log_event(_log, logging.ERROR, "bug in call", exc_info=True, rpc="ProcessChunks")
             # Not `final`, even for a final request: like every refusal, it leaves the id
             # open for the client to read or clear.
             return pb.ProcessChunksResponse(
@@ -253,6 +256,6 @@ async def _unary(
     except EngineError as error:
         code, message = _convert.status_code(error), error.message
     except Exception:
-        _log.exception(f"bug in {rpc}", extra={"fields": {"rpc": rpc}})
+        log_event(_log, logging.ERROR, "bug in call", exc_info=True, rpc=rpc)
         code, message = grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE
     await context.abort(code, message)
