@@ -17,6 +17,11 @@ megabytes are copied once, by the last join.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
+from chunkwise.v1 import streaming_pb2 as pb
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
 from server import _convert
 from server.engine import ChunkResult, PartialJson, ReasoningText, Set
 
@@ -46,18 +51,46 @@ def _field(tag: bytes, data: bytes) -> bytes:
     return tag + (_SMALL[size] if size < _SMALL_LIMIT else _varint(size)) + data
 
 
-# Tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
-_CHUNK_ID, _SEQUENCE, _DELTA, _OUTPUT = b"\x0a", b"\x10", b"\x1a", b"\x22"
-_FINAL_TRUE, _COMPLETE_TEXT, _RESET_TRUE, _DUPLICATE_TRUE = (
-    b"\x30\x01",
-    b"\x3a",
-    b"\x40\x01",
-    b"\x48\x01",
+# Wire types by field type, for the types these messages use: a type missing here fails
+# at import, not with wrong bytes.
+_WIRE_TYPES = {
+    FieldDescriptor.TYPE_UINT64: 0,
+    FieldDescriptor.TYPE_BOOL: 0,
+    FieldDescriptor.TYPE_STRING: 2,
+    FieldDescriptor.TYPE_MESSAGE: 2,
+}
+
+
+def _tag(message: Descriptor, name: str) -> bytes:
+    """The tag of field `name`: (field number << 3) | wire type, as a varint."""
+    field = message.fields_by_name[name]
+    return _varint((field.number << 3) | _WIRE_TYPES[field.type])
+
+
+# Computed once, here: per answer they are constants, as fast as literals.
+_RESPONSE = pb.ProcessChunksResponse.DESCRIPTOR
+_CHUNK_ID, _SEQUENCE, _DELTA, _OUTPUT, _COMPLETE_TEXT = (
+    _tag(_RESPONSE, name) for name in ("chunk_id", "sequence", "delta", "output", "complete_text")
 )
-_OUTPUT_TEXT, _OUTPUT_JSON = b"\x0a", b"\x1a"  # ProcessedOutput.text = 1, .json = 3
-_JSON_DELTAS, _JSON_VALUE = b"\x0a", b"\x12"  # PartialJson.deltas = 1, .value_json = 2
-_DELTA_PATH, _DELTA_APPEND, _DELTA_SET = b"\x0a", b"\x12", b"\x1a"  # JsonDelta fields
-_TEXT_TAGS = [bytes(((number << 3) | 2,)) for number in range(1, 7)]  # ReasoningText 1-6
+_TRUE = b"\x01"
+_FINAL_TRUE, _RESET_TRUE, _DUPLICATE_TRUE = (
+    _tag(_RESPONSE, name) + _TRUE for name in ("final", "reset", "duplicate")
+)
+_OUTPUT_TEXT, _OUTPUT_JSON = (
+    _tag(pb.ProcessedOutput.DESCRIPTOR, name) for name in ("text", "json")
+)
+_JSON_DELTAS, _JSON_VALUE = (
+    _tag(pb.PartialJson.DESCRIPTOR, name) for name in ("deltas", "value_json")
+)
+_DELTA_PATH, _DELTA_APPEND, _DELTA_SET = (
+    _tag(pb.JsonDelta.DESCRIPTOR, name) for name in ("path", "append", "set_json")
+)
+# ReasoningText's fields, in number order as protobuf writes them, each read from the
+# engine's ReasoningText by the field's name.
+_TEXT_FIELDS = sorted(pb.ReasoningText.DESCRIPTOR.fields, key=lambda field: field.number)
+_TEXT_NAMES = tuple(field.name for field in _TEXT_FIELDS)
+_TEXT_TAGS = tuple(_tag(pb.ReasoningText.DESCRIPTOR, name) for name in _TEXT_NAMES)
+_text_values = attrgetter(*_TEXT_NAMES)
 
 
 def chunk_response(result: ChunkResult) -> bytes:
@@ -143,15 +176,11 @@ def _json(output: PartialJson) -> list[bytes]:
 
 
 def _reasoning_text(output: ReasoningText) -> bytes:
-    fields = (
-        output.id,
-        output.title,
-        output.secondary_title,
-        output.message_chunk,
-        output.message,
-        output.status,
-    )
     body = b"".join(
-        [_field(_TEXT_TAGS[k], value.encode()) for k, value in enumerate(fields) if value]
+        [
+            _field(tag, value.encode())
+            for tag, value in zip(_TEXT_TAGS, _text_values(output), strict=True)
+            if value
+        ]
     )
     return _field(_OUTPUT_TEXT, body)

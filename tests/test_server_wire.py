@@ -3,7 +3,9 @@ results, its bytes parse to exactly the message `_convert` builds with upb."""
 
 from __future__ import annotations
 
+import pytest
 from chunkwise.v1 import streaming_pb2 as pb
+from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,6 +90,71 @@ def test_an_empty_set_value_still_selects_set_json() -> None:
     result = ChunkResult("id", 1, "", PartialJson([Set("/a", ""), Append("", "")]))
     got = pb.ProcessChunksResponse.FromString(_wire.chunk_response(result))
     assert [d.WhichOneof("op") for d in got.output.json.deltas] == ["set_json", "append"]
+
+
+# Each tag constant of `_wire`, the message and the name of the field it is the tag of.
+TAG_FIELDS = [
+    ("_CHUNK_ID", pb.ProcessChunksResponse, "chunk_id"),
+    ("_SEQUENCE", pb.ProcessChunksResponse, "sequence"),
+    ("_DELTA", pb.ProcessChunksResponse, "delta"),
+    ("_OUTPUT", pb.ProcessChunksResponse, "output"),
+    ("_FINAL_TRUE", pb.ProcessChunksResponse, "final"),
+    ("_COMPLETE_TEXT", pb.ProcessChunksResponse, "complete_text"),
+    ("_RESET_TRUE", pb.ProcessChunksResponse, "reset"),
+    ("_DUPLICATE_TRUE", pb.ProcessChunksResponse, "duplicate"),
+    ("_OUTPUT_TEXT", pb.ProcessedOutput, "text"),
+    ("_OUTPUT_JSON", pb.ProcessedOutput, "json"),
+    ("_JSON_DELTAS", pb.PartialJson, "deltas"),
+    ("_JSON_VALUE", pb.PartialJson, "value_json"),
+    ("_DELTA_PATH", pb.JsonDelta, "path"),
+    ("_DELTA_APPEND", pb.JsonDelta, "append"),
+    ("_DELTA_SET", pb.JsonDelta, "set_json"),
+]
+
+
+def only_field(message_class: type, name: str) -> tuple[bytes, bytes]:
+    """Protobuf's encoding of a `message_class` with only field `name` set, and the bytes
+    after the field's tag: what remains is the tag."""
+    message = message_class()
+    field = message_class.DESCRIPTOR.fields_by_name[name]
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if field.is_repeated:
+            getattr(message, name).add()
+        else:
+            getattr(message, name).SetInParent()
+        after_tag = b"\x00"
+    elif field.type == FieldDescriptor.TYPE_STRING:
+        setattr(message, name, "x")
+        after_tag = b"\x01x"
+    elif field.type == FieldDescriptor.TYPE_BOOL:
+        setattr(message, name, True)
+        # The `_TRUE` constants hold the value too.
+        after_tag = b""
+    else:
+        setattr(message, name, 1)
+        after_tag = b"\x01"
+    return message.SerializeToString(), after_tag
+
+
+@pytest.mark.parametrize(("constant", "message_class", "name"), TAG_FIELDS)
+def test_each_tag_is_the_one_protobuf_writes_for_its_field(
+    constant: str, message_class: type, name: str
+) -> None:
+    encoded, after_tag = only_field(message_class, name)
+    assert getattr(_wire, constant) + after_tag == encoded
+
+
+def test_each_reasoning_text_field_is_read_by_name_and_tagged_as_protobuf_does() -> None:
+    descriptor = pb.ReasoningText.DESCRIPTOR
+    by_number = sorted(descriptor.fields, key=lambda field: field.number)
+    assert _wire._TEXT_NAMES == tuple(field.name for field in by_number)
+    for name, tag in zip(_wire._TEXT_NAMES, _wire._TEXT_TAGS, strict=True):
+        encoded, after_tag = only_field(pb.ReasoningText, name)
+        assert tag + after_tag == encoded, name
+    # Every field once, each from the attribute of its own name.
+    output = ReasoningText(*(f"<{name}>" for name in _wire._TEXT_NAMES))
+    message = pb.ReasoningText.FromString(_wire._reasoning_text(output)[2:])
+    assert all(getattr(message, name) == f"<{name}>" for name in _wire._TEXT_NAMES)
 
 
 class _RecordingServer:
