@@ -16,7 +16,7 @@ setup: $(INSTALLED) $(STUBS)
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,cli]'
 	touch $@
 
 $(STUBS) &: $(PROTO) $(INSTALLED)
@@ -45,7 +45,7 @@ soak: setup
 		$(BIN)/python -m pytest -s tests/test_soak.py tests/test_flood.py $(ARGS)
 
 $(MUTMUT): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,mutate]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,cli,mutate]'
 	touch $@
 
 # Mutation testing of the engine, the wire encoder and the client's JSON builder (slow: see

@@ -1,4 +1,8 @@
-"""``chunkwise``: run the server, stream a file through it, and poke at what it tracks."""
+"""``chunkwise``: stream a file through a chunkwise server, and poke at what it tracks.
+
+The server is not part of this command: it runs as ``chunkwise-server`` (or
+``python -m server``), so that the client installs and runs without it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from tqdm import tqdm
+
+try:
+    from tqdm import tqdm
+except ImportError:
+    # The library runs without it; the command says which extra to install (in main()).
+    tqdm = None
 
 from . import _render
 from ._base import DEFAULT_TARGET
@@ -31,13 +40,14 @@ EXIT_CODES = f"""\
 exit codes:
   {EXIT_OK}    success
   {EXIT_UPDATE_ERROR}    stream: an update carried an error (invalid JSON, a refused chunk)
-  {EXIT_USAGE}    bad command line or unreadable input file
+  {EXIT_USAGE}    bad command line, unreadable input file, or the 'cli' extra not installed
   {EXIT_UNAVAILABLE}    the server could not be reached, even after retrying
   {EXIT_NOT_FOUND}    get: the id is not tracked
   {EXIT_REFUSED}    the server refused or failed the call (any other gRPC error)
   {EXIT_NOT_SERVING}    health: the server answered, but is not SERVING
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 """
+INSTALL_CLI_EXTRA = "pip install 'chunkwise[cli]'"
 PROGRESS_FROM_BYTES = 4096
 """Smaller inputs finish before a progress bar would tell anyone anything."""
 
@@ -88,19 +98,13 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="chunkwise",
-        description="Track text streamed in chunks and parse partial JSON as it grows.",
+        description="Track text streamed in chunks and parse partial JSON as it grows, on a "
+        "running chunkwise server (start one with chunkwise-server).",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[connection],
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    serve = commands.add_parser(
-        "serve",
-        help="run the server (the flags of 'python -m server'; see 'chunkwise serve --help')",
-        add_help=False,
-    )
-    serve.add_argument("server_args", nargs=argparse.REMAINDER)
 
     stream = commands.add_parser(
         "stream",
@@ -165,11 +169,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
-        # The server's own parser handles its flags, --help included.
-        from server.cli import main as serve
-
-        return serve(argv[1:])
+        # Once a command of this one: point whoever still types it to where it went.
+        _complain("the server is a command of its own: chunkwise-server (or python -m server)")
+        return EXIT_USAGE
     args = _parser().parse_args(argv)
+    if tqdm is None:
+        # Checked for every command, not only the one that draws progress bars: the extra
+        # is the command's, so what works without it does not depend on the subcommand.
+        _complain(f"the chunkwise command needs the 'cli' extra: {INSTALL_CLI_EXTRA}")
+        return EXIT_USAGE
     # Not set_defaults: the options' actions are shared with every command's parser.
     args.target = getattr(args, "target", DEFAULT_TARGET)
     args.timeout = getattr(args, "timeout", None)

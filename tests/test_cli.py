@@ -16,6 +16,7 @@ from helpers import apply_ops, loads_exact
 from server.engine import Append, Set
 
 CHUNKWISE = str(Path(sys.executable).parent / "chunkwise")
+CHUNKWISE_SERVER = str(Path(sys.executable).parent / "chunkwise-server")
 TIMEOUT = 60
 PLAN = {"plan_markdown": "# Plan\n1. Count the rows\n2. Report — done\n"}
 FILES = {"files": [{"name": "a.yml", "yml_content": "name: a\n"}]}
@@ -195,9 +196,9 @@ def test_help_documents_the_exit_codes():
         assert re.search(rf"^  {code}\s+\S", result.stdout, re.MULTILINE), code
 
 
-def test_serve_runs_the_server_until_sigterm():
+def test_chunkwise_server_runs_the_server_until_sigterm():
     server = subprocess.Popen(
-        [CHUNKWISE, "serve", "--host", "127.0.0.1", "--port", "0"],
+        [CHUNKWISE_SERVER, "--host", "127.0.0.1", "--port", "0"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -214,6 +215,13 @@ def test_serve_runs_the_server_until_sigterm():
         if server.poll() is None:
             server.kill()
         server.communicate(timeout=TIMEOUT)
+
+
+def test_serve_is_no_longer_a_command_and_says_where_the_server_went():
+    result = run("serve", "--port", "0")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "chunkwise-server" in result.stderr and "python -m server" in result.stderr
 
 
 def test_tls_and_a_token_from_the_environment(tmp_path):
