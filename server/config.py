@@ -1,7 +1,9 @@
 """The server's settings: one frozen dataclass, checked when it is built.
 
-Each field carries its own validator in its metadata, so a bad value is refused with a
-message that names the field, whichever way the value came in (flags, tests, code).
+Each field carries in its metadata its own validator, so a bad value is refused with a
+message that names the field whichever way the value came in (flags, tests, code), and all
+its flag needs: `server/cli.py` makes one `--field-name` flag per field from them, so a new
+setting is one field here.
 """
 
 from __future__ import annotations
@@ -80,50 +82,124 @@ def _all(*validators: _Validator) -> _Validator:
     return check
 
 
-def _setting(default: Any, *validators: _Validator) -> Any:
-    return field(default=default, metadata={"validate": _all(*validators)})
+def _setting(
+    default: Any,
+    *validators: _Validator,
+    help: str,
+    parse: Callable[[str], Any],
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A field whose flag reads its text with `parse`, offers `choices` (when given) and says
+    `help`; the help states the unit of a number."""
+    return field(
+        default=default,
+        metadata={"validate": _all(*validators), "help": help, "parse": parse, "choices": choices},
+    )
 
 
-_SIZE = (_of_type(int), _positive)
-_SECONDS = (_of_type(int, float), _positive)
-_PATH = _optional(_of_type(Path))
+def _size(default: int, help: str) -> Any:
+    return _setting(default, _of_type(int), _positive, help=help, parse=int)
+
+
+def _seconds(default: float, *validators: _Validator, help: str) -> Any:
+    return _setting(default, _of_type(int, float), *validators, help=help, parse=float)
+
+
+def _path(help: str) -> Any:
+    return _setting(None, _optional(_of_type(Path)), help=help, parse=Path)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of the Config field `name`."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything `python -m server` can be told; sizes in UTF-8 bytes, times in seconds."""
 
-    host: str = _setting("127.0.0.1", _of_type(str), _not_empty)
+    host: str = _setting(
+        "127.0.0.1", _of_type(str), _not_empty, help="address to listen on", parse=str
+    )
     #: 0 asks the operating system for a free port.
-    port: int = _setting(50051, _of_type(int), _between(0, 65535))
-    max_id_bytes: int = _setting(256, *_SIZE)
-    max_chunk_bytes: int = _setting(1 << 20, *_SIZE)
+    port: int = _setting(
+        50051,
+        _of_type(int),
+        _between(0, 65535),
+        help="port to listen on; 0 picks a free one",
+        parse=int,
+    )
+    max_id_bytes: int = _size(256, "longest chunk id, in UTF-8 bytes")
+    max_chunk_bytes: int = _size(
+        1 << 20, "longest chunk; past it that message gets RESOURCE_EXHAUSTED"
+    )
     #: The gRPC receive limit: a bigger request message fails its stream.
-    max_message_bytes: int = _setting(4 << 20, *_SIZE)
-    max_text_bytes: int = _setting(16 << 20, *_SIZE)
-    max_ids: int = _setting(100_000, *_SIZE)
-    idle_ttl: float = _setting(3600.0, *_SECONDS)
-    max_json_depth: int = _setting(512, *_SIZE)
-    #: Everything held for ids: texts, parser and processor state, kept responses.
-    max_memory_bytes: int = _setting(1 << 30, *_SIZE)
+    max_message_bytes: int = _size(
+        4 << 20, "largest request message on the wire; past it the stream fails"
+    )
+    max_text_bytes: int = _size(16 << 20, "longest complete text of one id")
+    max_ids: int = _size(100_000, "most ids tracked at once")
+    idle_ttl: float = _seconds(
+        3600.0, _positive, help="seconds without a chunk before an id is forgotten"
+    )
+    max_json_depth: int = _size(512, "deepest JSON nesting")
+    max_memory_bytes: int = _size(
+        1 << 30, "most memory held for all ids: texts, parser state, kept responses"
+    )
     #: Per namespace (see auth_tokens); 0 means the global limit.
-    tenant_max_ids: int = _setting(0, _of_type(int), _not_negative)
-    tenant_max_memory_bytes: int = _setting(0, _of_type(int), _not_negative)
+    tenant_max_ids: int = _setting(
+        0,
+        _of_type(int),
+        _not_negative,
+        help="most ids of one namespace (with --auth-tokens); 0 is --max-ids",
+        parse=int,
+    )
+    tenant_max_memory_bytes: int = _setting(
+        0,
+        _of_type(int),
+        _not_negative,
+        help="most memory held for one namespace's ids; 0 is --max-memory-bytes",
+        parse=int,
+    )
     #: No response is bigger; a final that would be is refused before the id is finished.
-    max_response_bytes: int = _setting(64 << 20, *_SIZE)
-    #: How long open streams may run on after SIGTERM; 0 cancels them at once.
-    grace_period: float = _setting(10.0, _of_type(int, float), _not_negative)
-    log_level: str = _setting("WARNING", _of_type(str), _one_of(LOG_LEVELS))
-    #: `auto` is uvloop where it is installed, else asyncio's own loop. See server/event_loop.py.
-    event_loop: str = _setting("auto", _of_type(str), _one_of(EVENT_LOOPS))
+    max_response_bytes: int = _size(
+        64 << 20, "largest response; a final that would be larger is refused, the id kept"
+    )
+    #: 0 cancels open streams at once.
+    grace_period: float = _seconds(
+        10.0, _not_negative, help="seconds open streams may run on after SIGTERM or SIGINT"
+    )
+    log_level: str = _setting(
+        "WARNING",
+        _of_type(str),
+        _one_of(LOG_LEVELS),
+        help="log level of the key=value lines on stderr",
+        # Case-insensitive on the command line: --log-level=debug works.
+        parse=str.upper,
+        choices=LOG_LEVELS,
+    )
+    #: See server/event_loop.py.
+    event_loop: str = _setting(
+        "auto",
+        _of_type(str),
+        _one_of(EVENT_LOOPS),
+        help="asyncio event loop to serve on; auto is uvloop where installed",
+        parse=str,
+        choices=EVENT_LOOPS,
+    )
     #: PEM files: with cert and key the server listens with TLS; a client CA makes it
     #: require client certificates signed by that CA (mutual TLS). See server/tls.py.
-    tls_cert: Path | None = _setting(None, _PATH)
-    tls_key: Path | None = _setting(None, _PATH)
-    tls_client_ca: Path | None = _setting(None, _PATH)
+    tls_cert: Path | None = _path("PEM server certificate (chain); listen with TLS")
+    tls_key: Path | None = _path("PEM private key of --tls-cert, unencrypted")
+    tls_client_ca: Path | None = _path(
+        "PEM CA certificate(s): require client certificates signed by them (mutual TLS)"
+    )
     #: A file of `namespace token` lines: calls then need a bearer token, and each token's
     #: namespace keeps its own chunk ids. See server/auth.py.
-    auth_tokens: Path | None = _setting(None, _PATH)
+    auth_tokens: Path | None = _path(
+        "file of 'namespace token' lines: require 'authorization: Bearer <token>' "
+        "and keep each namespace's chunk ids apart"
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -1,11 +1,11 @@
 """Server settings: defaults from the contract, validation naming the field, flags."""
 
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
 
-from server.cli import parse_config
+from server.cli import build_parser, parse_config
 from server.config import Config
 from server.engine import Limits
 
@@ -164,3 +164,20 @@ def test_a_bad_flag_value_exits_with_usage_naming_the_field(
         parse_config(["--max-ids=0"])
     assert exit_info.value.code == 2
     assert "max_ids" in capsys.readouterr().err
+
+
+def test_every_config_field_has_a_flag_and_every_flag_a_field() -> None:
+    parser = build_parser()
+    flags = {
+        option: action
+        for action in parser._actions
+        for option in action.option_strings
+        if action.dest != "help"
+    }
+    by_field = {"--" + setting.name.replace("_", "-"): setting for setting in fields(Config)}
+    assert flags.keys() == by_field.keys()
+    usage = parser.format_help()
+    for option, setting in by_field.items():
+        action = flags[option]
+        assert (action.dest, action.default) == (setting.name, setting.default)
+        assert action.help and option in usage
