@@ -30,6 +30,8 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 """A final answer holds the complete text and the full output: up to about twice the
 server's 16 MiB text limit, past gRPC's default 4 MiB receive limit."""
+MAX_SEQUENCE = 2**64 - 1
+"""The highest number a request carries: ``sequence`` is a uint64."""
 
 
 class BaseClient:
@@ -60,6 +62,35 @@ class BaseClient:
         )
         self._random_fraction = random_fraction or random.random
         self._sequencer = Sequencer()
+
+    def continue_after(self, chunk_id: str, sequence: int) -> None:
+        """Number the next chunk of ``chunk_id`` ``sequence + 1``, on every stream of this client.
+
+        A client numbers each id's chunks from 1, and the server answers a number at or below
+        the last one it applied for the id with ``duplicate`` set, changing nothing. So:
+
+        - to go on with an id that another client or process numbered, continue after the
+          server's last number, ``get_complete_text(chunk_id).last_sequence``;
+        - to resend after a crash, continue after the last chunk known to be applied (0: from
+          the first) and send the chunks from there: those already applied come back with
+          ``duplicate`` set (and their first delta and output while the server keeps them),
+          the others are applied, each once.
+
+        ``sequence`` may be below the number this client would give next. Only after this
+        call are duplicates passed on as the server sent them: otherwise a chunk sent once
+        and answered as a duplicate lost its number to an earlier stream, and its update
+        carries a FAILED_PRECONDITION error. Makes no call.
+        """
+        if not isinstance(chunk_id, str):
+            raise TypeError(f"chunk_id must be a str, not {type(chunk_id).__name__}")
+        if isinstance(sequence, bool) or not isinstance(sequence, int):
+            raise TypeError(f"sequence must be an int, not {type(sequence).__name__}")
+        if not 0 <= sequence < MAX_SEQUENCE:
+            raise ValueError(
+                f"sequence must be from 0 to {MAX_SEQUENCE - 1} (the next one must fit the "
+                f"proto's uint64), not {sequence}"
+            )
+        self._sequencer.continue_after(chunk_id, sequence)
 
     def _attach(
         self,
@@ -144,18 +175,19 @@ class BaseStream:
             chunk_id, chunk, processor_type=processor_type, mode=mode, final=final, sequence=0
         )
         # Numbered only once the request is known to be well formed.
-        request.sequence = self._client._sequencer.next(chunk_id)
-        self._outstanding.add(request)
+        request.sequence, placed = self._client._sequencer.next(chunk_id)
+        self._outstanding.add(request, placed=placed)
         return request
 
     def _update(self, response: streaming_pb2.ProcessChunksResponse) -> ChunkUpdate:
         pending = self._outstanding.answer(response)
         self._failures = 0
         update = _convert.chunk_update(response)
-        if response.duplicate and pending.sends == 1:
-            # Sent once and already applied: the number was used before, by an earlier
-            # stream on this id, so this chunk's text was dropped. Never pass that off as
-            # the chunk's own answer.
+        if response.duplicate and pending.sends == 1 and not pending.placed:
+            # Sent once and already applied: the number this client counted was used before,
+            # by an earlier stream on this id, so this chunk's text was dropped. Never pass
+            # that off as the chunk's own answer. (A number continue_after placed is the
+            # caller's, who may be resending on purpose: its duplicate goes through as is.)
             update = dataclasses.replace(
                 update,
                 delta="",

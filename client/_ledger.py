@@ -30,27 +30,36 @@ class Sequencer:
     """
 
     def __init__(self, max_ids: int = 100_000) -> None:
-        self._last: OrderedDict[str, int] = OrderedDict()
+        # Per id: the last number given, and whether the caller placed the numbering.
+        self._last: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self._max_ids = max_ids
         self._lock = threading.Lock()
 
-    def next(self, chunk_id: str) -> int:
+    def next(self, chunk_id: str) -> tuple[int, bool]:
+        """The next number of ``chunk_id``, and whether it follows one that
+        ``continue_after`` placed rather than this client's own count from 1."""
         with self._lock:
-            number = self._last.pop(chunk_id, 0) + 1
-            self._last[chunk_id] = number
-            if len(self._last) > self._max_ids:
-                self._last.popitem(last=False)
-            return number
+            last, placed = self._last.pop(chunk_id, (0, False))
+            self._remember(chunk_id, last + 1, placed)
+            return last + 1, placed
 
     def continue_after(self, chunk_id: str, last: int) -> None:
-        """Number the next request of ``chunk_id`` above ``last`` (the server's last one)."""
+        """Number the next request of ``chunk_id`` ``last + 1``, lower than before or not."""
         with self._lock:
-            self._last[chunk_id] = max(self._last.pop(chunk_id, 0), last)
+            self._last.pop(chunk_id, None)
+            self._remember(chunk_id, last, True)
+
+    def _remember(self, chunk_id: str, last: int, placed: bool) -> None:
+        self._last[chunk_id] = (last, placed)
+        if len(self._last) > self._max_ids:
+            self._last.popitem(last=False)
 
 
 @dataclass(slots=True)
 class Pending:
     request: streaming_pb2.ProcessChunksRequest
+    # Numbered after a continue_after: a number the caller chose, perhaps to resend.
+    placed: bool = False
     sends: int = 1
 
 
@@ -64,8 +73,8 @@ class Outstanding:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, request: streaming_pb2.ProcessChunksRequest) -> None:
-        self._pending.append(Pending(request))
+    def add(self, request: streaming_pb2.ProcessChunksRequest, *, placed: bool) -> None:
+        self._pending.append(Pending(request, placed))
 
     def resend(self) -> list[streaming_pb2.ProcessChunksRequest]:
         """Every request not answered yet, oldest first, counted as sent once more."""

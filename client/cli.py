@@ -313,7 +313,7 @@ def _number_after_earlier_runs(chunkwise: Client, chunk_id: str) -> None:
         # An unusable id: the stream's updates say why, one per chunk.
         return
     else:
-        chunkwise._sequencer.continue_after(chunk_id, info.last_sequence)
+        chunkwise.continue_after(chunk_id, info.last_sequence)
 
 
 def _get(chunkwise: Client, args: argparse.Namespace) -> int:

@@ -197,6 +197,42 @@ def test_an_id_can_be_used_again_after_its_final_chunk(chunkwise):
     assert second[-1].error is None and second[-1].complete_text == "xyz"
 
 
+# Another client numbered "resume" 1 to 3; a second one goes on, then resends from 2. The
+# server keeps its last few answers per id, so each duplicate repeats its first delta.
+RESUMED = [(4, "gh", False), (2, "cd", True), (3, "ef", True), (4, "gh", True), (5, "ij", False)]
+
+
+def test_continue_after_numbers_above_it_and_a_resend_comes_back_a_duplicate(grpc_server):
+    with Client(grpc_server.address, timeout=30) as first:
+        list(first.process("resume", ["ab", "cd", "ef"], mode="append", final=False))
+    with Client(grpc_server.address, timeout=30) as second:
+        second.continue_after("resume", 3)
+        with second.stream() as stream:
+            assert stream.send("resume", "gh") == 4
+            updates = list(stream)
+        second.continue_after("resume", 1)
+        with second.stream() as stream:
+            for chunk in ("cd", "ef", "gh", "ij"):
+                stream.send("resume", chunk)
+            updates += list(stream)
+        info = second.get_complete_text("resume")
+    assert [(u.sequence, u.delta, u.duplicate) for u in updates] == RESUMED
+    assert all(u.error is None for u in updates)
+    assert (info.text, info.last_sequence) == ("abcdefghij", 5)
+
+
+def test_continue_after_takes_a_uint64_and_a_str_id(chunkwise):
+    chunkwise.continue_after("big", 2**64 - 2)
+    with pytest.raises(ValueError, match="uint64"):
+        chunkwise.continue_after("big", 2**64 - 1)
+    with pytest.raises(ValueError, match="not -1"):
+        chunkwise.continue_after("big", -1)
+    with pytest.raises(TypeError):
+        chunkwise.continue_after("big", True)
+    with pytest.raises(TypeError):
+        chunkwise.continue_after(b"big", 1)
+
+
 def test_a_final_answer_over_4_mib_is_received(server_factory):
     server = server_factory(max_chunk_bytes=1 << 20, max_text_bytes=8 << 20)
     text = "x" * ((1 << 20) - 1)
@@ -299,6 +335,29 @@ def test_async_client_does_what_the_sync_one_does(grpc_server):
             assert await chunkwise.health() == "SERVING"
 
     asyncio.run(scenario())
+
+
+def test_async_continue_after_numbers_above_it_and_a_resend_comes_back_a_duplicate(grpc_server):
+    async def scenario() -> tuple[list[client.ChunkUpdate], client.TextInfo]:
+        async with AsyncClient(grpc_server.address, timeout=30) as first:
+            chunks = ["ab", "cd", "ef"]
+            [u async for u in first.process("resume", chunks, mode="append", final=False)]
+        async with AsyncClient(grpc_server.address, timeout=30) as second:
+            second.continue_after("resume", 3)
+            async with second.stream() as stream:
+                assert await stream.send("resume", "gh") == 4
+                updates = [u async for u in stream]
+            second.continue_after("resume", 1)
+            async with second.stream() as stream:
+                for chunk in ("cd", "ef", "gh", "ij"):
+                    await stream.send("resume", chunk)
+                updates += [u async for u in stream]
+            return updates, await second.get_complete_text("resume")
+
+    updates, info = asyncio.run(scenario())
+    assert [(u.sequence, u.delta, u.duplicate) for u in updates] == RESUMED
+    assert all(u.error is None for u in updates)
+    assert (info.text, info.last_sequence) == ("abcdefghij", 5)
 
 
 def test_async_stream_resumes_after_a_cut_connection(server_process):
