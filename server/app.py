@@ -248,8 +248,14 @@ async def create_server(
         parser = StreamingParser(config.limits())
     executor = ThreadPoolExecutor(_WORKER_THREADS, thread_name_prefix="chunkwise-engine")
     drain_gate = DrainGate((SERVICE_NAME,))
+    # Health and reflection answer without a token: load balancers and grpcurl `list` ask
+    # before they have one. Every other call is authenticated, whatever service it is for.
+    authentication = auth.AuthInterceptor(
+        authenticator, exempt_services=(health.SERVICE_NAME, reflection.SERVICE_NAME)
+    )
     grpc_server = grpc.aio.server(
-        interceptors=[drain_gate],
+        # The gate first: while draining, every call is refused UNAVAILABLE, token or not.
+        interceptors=[drain_gate, authentication],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             # A final response holds the whole text and output: up to about twice
@@ -261,9 +267,7 @@ async def create_server(
         ],
     )
     add_to_server(
-        StreamingParserServicer(
-            parser, executor, offload_chars=offload_chars, authenticator=authenticator
-        ),
+        StreamingParserServicer(parser, executor, offload_chars=offload_chars),
         grpc_server,
     )
     health_servicer = DrainingHealthServicer()

@@ -17,6 +17,10 @@ without an accepted token ends with UNAUTHENTICATED, and an accepted one runs in
 namespace, so two tenants using the same chunk id never see each other's text. Without a
 token file every call runs in DEFAULT_NAMESPACE.
 
+`AuthInterceptor` does this once per call, before any handler runs, for every service but
+the exempt ones (health and reflection): a method added to the servicer is covered without
+a line of its own. The handler reads its call's namespace from `current_namespace`.
+
 Tokens are never logged, never kept in memory in the clear after loading (only their SHA-256
 digests), and never quoted in an error message, not even for a malformed file.
 """
@@ -27,9 +31,10 @@ import hashlib
 import hmac
 import logging
 import stat
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -45,17 +50,23 @@ METADATA_KEY = "authorization"
 SCHEME = "bearer"
 
 
+#: The namespace of the call being handled. `AuthInterceptor` sets it in the call's own task,
+#: the one its handler then runs in. No default: a handler reached without the interceptor
+#: fails with LookupError rather than run in a namespace nobody chose.
+current_namespace: ContextVar[str] = ContextVar("chunkwise_namespace")
+
+
 class Authenticator(Protocol):
-    async def namespace(self, context: grpc.aio.ServicerContext) -> str:
-        """The caller's namespace; aborts the call with UNAUTHENTICATED when it has none."""
+    def resolve(self, metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str | None, str]:
+        """(namespace, "") for a caller let in, else (None, why it was refused)."""
         ...
 
 
 class OpenAccess:
     """No token file: every caller is let in, all in the default namespace."""
 
-    async def namespace(self, context: grpc.aio.ServicerContext) -> str:
-        return DEFAULT_NAMESPACE
+    def resolve(self, metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str | None, str]:
+        return DEFAULT_NAMESPACE, ""
 
 
 class BearerTokens:
@@ -67,13 +78,6 @@ class BearerTokens:
 
     def __len__(self) -> int:
         return len(self._digests)
-
-    async def namespace(self, context: grpc.aio.ServicerContext) -> str:
-        namespace, refusal = self.resolve(context.invocation_metadata() or ())
-        if namespace is None:
-            log_event(_log, logging.INFO, "call refused", peer=context.peer(), reason=refusal)
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
-        return namespace
 
     def resolve(self, metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str | None, str]:
         """(namespace, "") for an accepted token, else (None, why it was refused)."""
@@ -108,6 +112,54 @@ class BearerTokens:
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+_Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Lets a call in, in its namespace (see `current_namespace`), or refuses it with
+    UNAUTHENTICATED before its handler runs: a refused stream gets no response at all."""
+
+    def __init__(self, authenticator: Authenticator, exempt_services: Iterable[str]) -> None:
+        self._authenticator = authenticator
+        self._exempt = tuple(f"/{service}/" for service in exempt_services)
+
+    async def intercept_service(
+        self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(self._exempt):
+            return handler
+        namespace, refusal = self._authenticator.resolve(
+            handler_call_details.invocation_metadata or ()
+        )
+        if namespace is None:
+            return _refusing(handler, refusal)
+        # This coroutine runs in the task grpc.aio made for the call, and the handler runs
+        # next in that same task, so it sees the value; no other call does.
+        current_namespace.set(namespace)
+        return handler
+
+
+def _refusing(handler: grpc.RpcMethodHandler, refusal: str) -> grpc.RpcMethodHandler:
+    """A handler of `handler`'s shape that logs the refusal and aborts the call."""
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+        log_event(_log, logging.INFO, "call refused", peer=context.peer(), reason=refusal)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
+
+    codecs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse, **codecs)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse, **codecs)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse, **codecs)
+    return grpc.unary_unary_rpc_method_handler(refuse, **codecs)
 
 
 def authenticator(tokens_file: Path | None) -> Authenticator:

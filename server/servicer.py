@@ -22,7 +22,7 @@ from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 from server import _convert, _wire
 from server._gc import collection_held_off, free_gradually
 from server._logging import get_logger, log_event
-from server.auth import Authenticator, OpenAccess
+from server.auth import current_namespace
 from server.engine import EngineError, PartialJson, ProcessorFailed, StreamingParser
 
 _log = get_logger("servicer")
@@ -55,12 +55,10 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         executor: Executor,
         *,
         offload_chars: int = OFFLOAD_CHARS,
-        authenticator: Authenticator | None = None,
     ) -> None:
         self._parser = parser
         self._executor = executor
         self._offload_chars = offload_chars
-        self._authenticator = authenticator if authenticator is not None else OpenAccess()
         # Waited for on the loop, not on a worker: big chunks waiting their turn hold no
         # thread, so smaller chunks and reads still find one.
         self._big_turn = asyncio.Semaphore(1)
@@ -73,8 +71,9 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         # read() and write() rather than `async for` and `yield`: each async generator layer
         # costs a few microseconds per message, a measurable share of a 16-byte chunk's cost.
         loop = asyncio.get_running_loop()
-        # Before the first request is read: a refused stream fails with no response at all.
-        namespace = await self._authenticator.namespace(context)
+        # Set by server.auth.AuthInterceptor, which has let the call in. Read here, in the
+        # call's task: the workers that chunks go to do not see it.
+        namespace = current_namespace.get()
         count = 0
         # Read once, up front: grpc.aio crashes the process (SIGSEGV) when peer() is called
         # after the client has cancelled the call.
@@ -164,7 +163,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
     async def GetCompleteText(
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        namespace = await self._authenticator.namespace(context)
+        namespace = current_namespace.get()
         # On a worker: it waits for a chunk of the id in flight, and decodes the whole text.
         # Serialized there too (it is registered without a response serializer): megabytes
         # copied on the loop would hold every other stream up meanwhile.
@@ -180,7 +179,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
     async def ClearChunk(
         self, request: pb.ClearChunkRequest, context: grpc.aio.ServicerContext
     ) -> pb.ClearChunkResponse:
-        namespace = await self._authenticator.namespace(context)
+        namespace = current_namespace.get()
         return await _unary(
             context,
             "ClearChunk",
@@ -192,7 +191,6 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
     async def ListProcessors(
         self, request: pb.ListProcessorsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListProcessorsResponse:
-        await self._authenticator.namespace(context)
         return await _unary(
             context,
             "ListProcessors",
@@ -204,6 +202,9 @@ def add_to_server(servicer: StreamingParserServicer, server: grpc.aio.Server) ->
     """What the generated `add_StreamingParserServicer_to_server` does, except that
     ProcessChunks and GetCompleteText have no response serializer: they write the bytes
     they made (ProcessChunks with `server/_wire.py`, GetCompleteText on a worker)."""
+    # Written out, not the generated function: that one sets every response serializer to
+    # the message's SerializeToString, which raises TypeError on bytes, and registers its
+    # table itself, leaving no way to change an entry first.
     handlers = {
         "ProcessChunks": grpc.stream_stream_rpc_method_handler(
             servicer.ProcessChunks,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -373,6 +374,60 @@ def test_a_call_without_a_token_is_unauthenticated(
     error = refusal(every_rpc(tenant_stub, ())[rpc])
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "authorization: Bearer <token>" in error.details()
+
+
+SERVICE = pb.DESCRIPTOR.services_by_name["StreamingParser"]
+
+
+@pytest.mark.parametrize("method", list(SERVICE.methods), ids=lambda method: method.name)
+def test_every_method_of_the_service_is_refused_without_a_token(
+    tenant_channel: grpc.Channel, method
+) -> None:
+    # From the descriptor, not a list of names: a method added later is checked too.
+    path = f"/{SERVICE.full_name}/{method.name}"
+    shape = {
+        (False, False): tenant_channel.unary_unary,
+        (False, True): tenant_channel.unary_stream,
+        (True, False): tenant_channel.stream_unary,
+        (True, True): tenant_channel.stream_stream,
+    }[method.client_streaming, method.server_streaming]
+    call = shape(path, request_serializer=None, response_deserializer=None)
+    # An empty message: every request type parses it.
+    request = iter([b""]) if method.client_streaming else b""
+
+    def invoke() -> None:
+        result = call(request, timeout=TIMEOUT)
+        if method.server_streaming:
+            list(result)
+
+    error = refusal(invoke)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "authorization: Bearer <token>" in error.details()
+
+
+def test_a_call_to_any_service_but_health_and_reflection_needs_a_token(tokens_file: Path) -> None:
+    """The interceptor decides by service, before any handler: a method the servicer gains
+    later, or a whole new service, is refused without a token like the others."""
+    interceptor = auth.AuthInterceptor(
+        auth.load_tokens(tokens_file), exempt_services=("grpc.health.v1.Health",)
+    )
+
+    async def handler(request: object, context: object) -> str:
+        return auth.current_namespace.get()
+
+    original = grpc.unary_unary_rpc_method_handler(handler)
+
+    async def continuation(details: object) -> grpc.RpcMethodHandler:
+        return original
+
+    def intercepted(method: str, metadata: tuple) -> grpc.RpcMethodHandler:
+        details = SimpleNamespace(method=method, invocation_metadata=metadata)
+        return asyncio.run(interceptor.intercept_service(continuation, details))
+
+    for method in ("/chunkwise.v1.StreamingParser/AddedLater", "/chunkwise.v2.Other/Call"):
+        assert intercepted(method, ()) is not original
+        assert intercepted(method, bearer(SEARCH_TOKEN)) is original
+    assert intercepted("/grpc.health.v1.Health/Check", ()) is original
 
 
 @pytest.mark.parametrize("rpc", RPCS)

@@ -178,6 +178,7 @@ def test_every_method_of_the_service_is_registered() -> None:
         handler = handlers[method.name]
         assert handler.request_streaming == method.client_streaming
         assert handler.response_streaming == method.server_streaming
+        assert handler.request_deserializer == getattr(pb, method.input_type.name).FromString
     # ProcessChunks and GetCompleteText write bytes they encoded themselves; the others
     # must be serialized by grpc, or their answers would go out as Python objects.
     own = {"ProcessChunks", "GetCompleteText"}
