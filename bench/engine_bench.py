@@ -14,11 +14,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from server.engine import Mode
+
 from . import peers, timing, workloads
 
 log = logging.getLogger(__name__)
 
-APPEND = 2  # DeltaMode.DELTA_MODE_APPEND
+APPEND = Mode.APPEND
 KB = 1 << 10
 
 
@@ -78,10 +80,11 @@ def _batch_for(n_chunks: int) -> int:
 
 
 def _engine_parts() -> tuple[Any, Any, Any]:
-    from server.engine import Limits, StreamingParser
+    from server.engine import Limits
     from server.engine._jsonreader import JsonReader
+    from server.streams import Streams
 
-    return StreamingParser, Limits, JsonReader
+    return Streams, Limits, JsonReader
 
 
 def _check_final(workload: str, doc: str, result: Any) -> None:
@@ -108,7 +111,7 @@ def _check_final(workload: str, doc: str, result: Any) -> None:
 def time_engine_process(
     workload: str, doc: str, chunks: list[str], batch: int
 ) -> tuple[list[float], float]:
-    """`StreamingParser.process` on every chunk of one id in APPEND mode, with the
+    """`Streams.process` on every chunk of one id in APPEND mode, with the
     workload's processor; then an empty final chunk, timed apart (it carries the complete
     text and the full output, a one-off cost that is not per chunk)."""
     streaming_parser, limits, _ = _engine_parts()
@@ -153,7 +156,7 @@ def time_json_reader(chunks: list[str], batch: int) -> tuple[list[float], float]
 
 
 def _engine_feeder(workload: str) -> Callable[[], Callable[[str], Any]]:
-    """Makes feeders that each send chunks to their own id of one shared StreamingParser."""
+    """Makes feeders that each send chunks to their own id of one shared Streams."""
     streaming_parser, limits, _ = _engine_parts()
     parser = streaming_parser(limits(max_text_bytes=64 << 20))
     processor = workloads.PROCESSOR_FOR[workload]

@@ -29,8 +29,8 @@ from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
 from server.app import SWITCH_INTERVAL, create_server
 from server.config import Config
-from server.engine import StreamingParser
 from server.servicer import OFFLOAD_CHARS
+from server.streams import Streams
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -53,7 +53,7 @@ def content(kind: str, size: int) -> tuple[str, str, str]:
 
 def engine_cost(kind: str, size: int, repeats: int = 3) -> float:
     """Best-of seconds for one chunk of `size` characters, called directly."""
-    parser = StreamingParser()
+    parser = Streams()
     processor, opening, chunk = content(kind, size)
     best = float("inf")
     for n in range(repeats):

@@ -10,6 +10,8 @@ from server.engine import (
     ChunkResult,
     EngineError,
     FileDelta,
+    InvalidArgument,
+    Mode,
     Output,
     PartialJson,
     ReasoningFile,
@@ -17,6 +19,23 @@ from server.engine import (
     Set,
     TextInfo,
 )
+
+_MODES: dict[int, Mode | None] = {
+    pb.DELTA_MODE_UNSPECIFIED: None,
+    pb.DELTA_MODE_AUTO: Mode.AUTO,
+    pb.DELTA_MODE_APPEND: Mode.APPEND,
+    pb.DELTA_MODE_SNAPSHOT: Mode.SNAPSHOT,
+}
+_MODE_NAMES = ", ".join(f"{n} ({m.name})" for n, m in _MODES.items() if m is not None)
+
+
+def delta_mode(number: int) -> Mode | None:
+    """The engine's mode for a proto DeltaMode number; None for UNSPECIFIED (the id's own).
+    Raises InvalidArgument for a number outside the enum, which proto3 lets through."""
+    try:
+        return _MODES[number]
+    except KeyError:
+        raise InvalidArgument(f"unknown delta mode {number}; known: {_MODE_NAMES}") from None
 
 
 def status_code(error: EngineError) -> grpc.StatusCode:

@@ -22,9 +22,9 @@ from server._drain import DrainGate
 from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger, log_event
 from server.config import Config
-from server.engine import StreamingParser
 from server.event_loop import running_loop_kind
 from server.servicer import OFFLOAD_CHARS, StreamingParserServicer, add_to_server
+from server.streams import Streams
 from server.tls import server_credentials
 
 _log = get_logger("app")
@@ -56,13 +56,13 @@ class Server:
     def __init__(
         self,
         grpc_server: grpc.aio.Server,
-        parser: StreamingParser,
+        streams: Streams,
         health_servicer: DrainingHealthServicer,
         executor: ThreadPoolExecutor,
         drain_gate: DrainGate,
     ) -> None:
         self.grpc_server = grpc_server
-        self.parser = parser
+        self.streams = streams
         self.health = health_servicer
         self._executor = executor
         self._drain_gate = drain_gate
@@ -97,7 +97,7 @@ class Server:
         while True:
             await asyncio.sleep(EXPIRE_INTERVAL)
             try:
-                expired = await loop.run_in_executor(self._executor, self.parser.expire)
+                expired = await loop.run_in_executor(self._executor, self.streams.expire)
             except Exception:
                 log_event(_log, logging.ERROR, "bug in expiry", exc_info=True)
                 continue
@@ -229,7 +229,7 @@ async def _listen(
 
 async def create_server(
     config: Config,
-    parser: StreamingParser | None = None,
+    streams: Streams | None = None,
     *,
     offload_chars: int = OFFLOAD_CHARS,
 ) -> tuple[Server, int]:
@@ -244,8 +244,8 @@ async def create_server(
     # Files first: a bad one must stop the server before anything is set up.
     credentials = server_credentials(config)
     authenticator = auth.authenticator(config.auth_tokens)
-    if parser is None:
-        parser = StreamingParser(config.limits())
+    if streams is None:
+        streams = Streams(config.limits())
     executor = ThreadPoolExecutor(_WORKER_THREADS, thread_name_prefix="chunkwise-engine")
     drain_gate = DrainGate((SERVICE_NAME,))
     # Health and reflection answer without a token: load balancers and grpcurl `list` ask
@@ -267,7 +267,7 @@ async def create_server(
         ],
     )
     add_to_server(
-        StreamingParserServicer(parser, executor, offload_chars=offload_chars),
+        StreamingParserServicer(streams, executor, offload_chars=offload_chars),
         grpc_server,
     )
     health_servicer = DrainingHealthServicer()
@@ -290,7 +290,7 @@ async def create_server(
             await grpc_server.start()
             await grpc_server.stop(None)
         raise
-    return Server(grpc_server, parser, health_servicer, executor, drain_gate), port
+    return Server(grpc_server, streams, health_servicer, executor, drain_gate), port
 
 
 async def serve(config: Config) -> None:

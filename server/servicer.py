@@ -23,7 +23,8 @@ from server import _convert, _wire
 from server._gc import collection_held_off, free_gradually
 from server._logging import get_logger, log_event
 from server.auth import current_namespace
-from server.engine import EngineError, PartialJson, ProcessorFailed, StreamingParser
+from server.engine import ChunkResult, EngineError, InvalidArgument, PartialJson, ProcessorFailed
+from server.streams import Streams
 
 _log = get_logger("servicer")
 
@@ -51,12 +52,12 @@ _INTERNAL_MESSAGE = "internal error; the server log has the details"
 class StreamingParserServicer(pb_grpc.StreamingParserServicer):
     def __init__(
         self,
-        parser: StreamingParser,
+        streams: Streams,
         executor: Executor,
         *,
         offload_chars: int = OFFLOAD_CHARS,
     ) -> None:
-        self._parser = parser
+        self._streams = streams
         self._executor = executor
         self._offload_chars = offload_chars
         # Waited for on the loop, not on a worker: big chunks waiting their turn hold no
@@ -126,16 +127,21 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         serializer (see `add_to_server`). None, with nothing done, when `wait` is False
         and the id is busy."""
         try:
-            result = self._parser.process(
-                request.chunk_id,
-                request.chunk,
-                processor_type=request.processor_type,
-                mode=request.mode,
-                final=request.final,
-                sequence=request.sequence,
-                namespace=namespace,
-                wait=wait,
-            )
+            try:
+                mode = _convert.delta_mode(request.mode)
+            except InvalidArgument as exc:
+                result = ChunkResult(request.chunk_id, request.sequence, error=exc)
+            else:
+                result = self._streams.process(
+                    request.chunk_id,
+                    request.chunk,
+                    processor_type=request.processor_type,
+                    mode=mode,
+                    final=request.final,
+                    sequence=request.sequence,
+                    namespace=namespace,
+                    wait=wait,
+                )
             if result is None:
                 return None
             if type(result.error) is ProcessorFailed:
@@ -171,7 +177,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             context,
             "GetCompleteText",
             lambda: _convert.complete_text_response(
-                self._parser.complete_text(request.chunk_id, namespace=namespace)
+                self._streams.complete_text(request.chunk_id, namespace=namespace)
             ).SerializeToString(),
             self._executor,
         )
@@ -184,7 +190,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             context,
             "ClearChunk",
             lambda: pb.ClearChunkResponse(
-                cleared=self._parser.clear(request.chunk_id, namespace=namespace)
+                cleared=self._streams.clear(request.chunk_id, namespace=namespace)
             ),
         )
 
@@ -194,7 +200,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         return await _unary(
             context,
             "ListProcessors",
-            lambda: _convert.processors_response(self._parser.processors()),
+            lambda: _convert.processors_response(self._streams.processors()),
         )
 
 

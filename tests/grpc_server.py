@@ -27,7 +27,7 @@ from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
 from server.app import Server, create_server
 from server.config import Config
-from server.engine import StreamingParser
+from server.streams import Streams
 
 _T = TypeVar("_T")
 
@@ -42,9 +42,9 @@ CLIENT_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
 class InProcessServer:
     """A started chunkwise server on 127.0.0.1 with its event loop on a background thread."""
 
-    def __init__(self, config: Config, parser: StreamingParser | None = None) -> None:
+    def __init__(self, config: Config, parser: Streams | None = None) -> None:
         self.config = replace(config, host="127.0.0.1", port=0)
-        self.parser = parser if parser is not None else StreamingParser(self.config.limits())
+        self.parser = parser if parser is not None else Streams(self.config.limits())
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -123,7 +123,7 @@ def server_factory() -> Iterator[Callable[..., InProcessServer]]:
 
 @pytest.fixture
 def grpc_server(server_factory: Callable[..., InProcessServer]) -> InProcessServer:
-    """A server with the default limits and a fresh StreamingParser."""
+    """A server with the default limits and a fresh Streams."""
     return server_factory()
 
 

@@ -116,7 +116,7 @@ class Served:
 
     @property
     def store(self) -> Any:
-        return self.server.parser.store
+        return self.server.streams.store
 
 
 @pytest.fixture

@@ -131,8 +131,8 @@ CASES = [
         "unknown delta mode 7",
     ),
     Case(
-        "mode outside the enum on a tracked id",
-        dict(chunk_id="doc", chunk="x", mode=99),
+        "mode outside the enum on a tracked id, final",
+        dict(chunk_id="doc", chunk="x", mode=99, final=True),
         INVALID,
         "unknown delta mode 99",
         [TRACKED],
@@ -181,6 +181,7 @@ def test_bad_message_gets_its_error_and_the_stream_goes_on(server_factory, case:
         assert response.error.code == case.code.value[0], response.error
         assert case.says in response.error.message
         assert response.chunk_id == chunk_id
+        assert not response.final  # a refused request never finishes its id
         if trackable:
             expected = (
                 (text_before or "") + case.request["chunk"] if case.tracks_chunk else text_before

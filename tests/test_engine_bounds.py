@@ -20,10 +20,11 @@ from helpers import chunkings_of, cut, documents
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.engine import InvalidArgument, PartialJson, StreamingParser
+from server.engine import InvalidArgument, Mode, PartialJson
 from server.engine._processors import BUILTIN_PROCESSORS
+from server.streams import Streams
 
-APPEND = 2
+APPEND = Mode.APPEND
 JSON_PROCESSORS = ["json", "plan", "search_data_catalog", "metric", "dashboard"]
 BUDGET = re.compile(r"^JSON paths of one chunk would pass (\d+) characters at offset (\d+)$")
 
@@ -33,7 +34,7 @@ def pieces(text: str, size: int) -> list[str]:
 
 
 def send(processor: str, chunks: list[str]) -> list:
-    parser = StreamingParser()
+    parser = Streams()
     results = [parser.process("x", chunks[0], processor_type=processor, mode=APPEND)]
     results += [parser.process("x", chunk) for chunk in chunks[1:]]
     return results
@@ -74,7 +75,7 @@ def test_512_nested_arrays_then_400_kb_of_zeros():
 def test_256_levels_of_32_kib_keys_under_plan():
     # Every open container kept its own full path: 1.1 GiB for 8 MiB of text.
     text = ('{"' + "k" * 32 * 1024 + '": ') * 256
-    parser = StreamingParser()
+    parser = Streams()
     result = parser.process("p", text[:1_000_000], processor_type="plan", mode=APPEND)
     assert result.error.message == "invalid JSON: path longer than 4096 characters at offset 1"
     assert parser.process("p", text[1_000_000:2_000_000]).error is None

@@ -4,14 +4,15 @@ carries the same `delta` and `output` as the first time when the server still kn
 
 from __future__ import annotations
 
-from server.engine import StreamingParser
-from server.engine._store import RECENT_RESPONSES
+from server.engine import Mode
+from server.store import RECENT_RESPONSES
+from server.streams import Streams
 
-APPEND, SNAPSHOT = 2, 3
+APPEND, SNAPSHOT = Mode.APPEND, Mode.SNAPSHOT
 
 
 def test_a_duplicate_repeats_the_first_answer_reset_included() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     firsts = [
         parser.process("s", "abc", mode=SNAPSHOT, sequence=1),
         parser.process("s", "abcd", sequence=2),
@@ -30,7 +31,7 @@ def test_a_duplicate_repeats_the_first_answer_reset_included() -> None:
 
 
 def test_a_duplicate_of_an_answer_no_longer_kept_is_empty_but_echoes_id_and_sequence() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     for sequence in range(1, RECENT_RESPONSES + 3):
         parser.process("id", f"{sequence},", mode=APPEND, sequence=sequence)
     old = parser.process("id", "1,", sequence=1)
@@ -58,7 +59,7 @@ def same_answer(again, first) -> None:
 
 
 def test_a_duplicate_of_a_json_answer_repeats_its_ops_of_each_kind() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     first = parser.process("j", '{"a": "x', processor_type="json", mode=APPEND, sequence=1)
     assert {type(op).__name__ for op in first.output.deltas} == {"Set", "Append"}
     same_answer(parser.process("j", "", sequence=1), first)
@@ -68,7 +69,7 @@ def test_a_duplicate_of_a_json_answer_repeats_its_ops_of_each_kind() -> None:
 
 
 def test_a_duplicate_of_a_final_repeats_it_reset_included() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("s", "abc", mode=SNAPSHOT, sequence=1)
     rewrite = parser.process("s", "xyz", sequence=2, final=True)
     assert rewrite.reset and rewrite.complete_text == "xyz"
@@ -82,7 +83,7 @@ def test_a_duplicate_of_a_final_repeats_it_reset_included() -> None:
 def test_a_resent_request_below_the_final_repeats_only_the_complete_text() -> None:
     """ "After a `final` ... a resent request at or below it is a duplicate (repeating the
     final's `complete_text` when still known)": a final resend gets it, a plain one not."""
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("id", "ab", mode=APPEND, sequence=1)
     parser.process("id", "cd", sequence=2, final=True)
     plain = parser.process("id", "ab", sequence=1)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.engine import Limits, NotFound, StreamingParser
+from server.engine import Limits, Mode, NotFound
+from server.streams import Streams
 
 TTL = 10
 IDS = [f"id{i}" for i in range(6)]
@@ -21,7 +22,7 @@ class FakeClock:
         return self.now
 
 
-def live(parser: StreamingParser, chunk_id: str) -> bool:
+def live(parser: Streams, chunk_id: str) -> bool:
     try:
         parser.complete_text(chunk_id)
     except NotFound:
@@ -43,13 +44,13 @@ step = st.one_of(
 @given(st.lists(step, max_size=60))
 def test_exactly_the_ids_idle_past_their_ttl_are_forgotten(steps) -> None:
     clock = FakeClock()
-    parser = StreamingParser(Limits(idle_ttl=TTL), clock=clock)
+    parser = Streams(Limits(idle_ttl=TTL), clock=clock)
     touched: dict[str, int] = {}  # live id -> last request's time
     finished: dict[str, tuple[int, int]] = {}  # finished id -> (its final's time, sequence)
     sequence = 0
     for op in steps:
         if op[0] == "touch":
-            assert parser.process(op[1], "x", mode=2).error is None
+            assert parser.process(op[1], "x", mode=Mode.APPEND).error is None
             touched[op[1]] = clock.now
             finished.pop(op[1], None)  # a request with sequence 0 starts the id afresh
         elif op[0] == "read":
@@ -57,7 +58,7 @@ def test_exactly_the_ids_idle_past_their_ttl_are_forgotten(steps) -> None:
             assert live(parser, op[1]) == (op[1] in touched)
         elif op[0] == "finish":
             sequence += 1
-            result = parser.process(op[1], "y", mode=2, final=True, sequence=sequence)
+            result = parser.process(op[1], "y", mode=Mode.APPEND, final=True, sequence=sequence)
             assert result.error is None and result.final
             touched.pop(op[1], None)
             finished[op[1]] = (clock.now, sequence)
@@ -77,13 +78,13 @@ def test_exactly_the_ids_idle_past_their_ttl_are_forgotten(steps) -> None:
         assert parser.store.counts().get("*", (0, 0))[0] == len(touched) + len(finished)
     # A finished id still remembered answers a resend of its final as a duplicate.
     for chunk_id, (_, seq) in finished.items():
-        assert parser.process(chunk_id, "y", mode=2, final=True, sequence=seq).duplicate
+        assert parser.process(chunk_id, "y", mode=Mode.APPEND, final=True, sequence=seq).duplicate
 
 
 def test_one_sweep_forgets_more_ids_than_a_batch() -> None:
     """expire() goes on batch after batch until nothing idle is left, however many."""
     clock = FakeClock()
-    parser = StreamingParser(Limits(idle_ttl=TTL), clock=clock)
+    parser = Streams(Limits(idle_ttl=TTL), clock=clock)
     for i in range(2500):
         parser.process(f"live{i}", "x")
     for i in range(1500):

@@ -35,10 +35,10 @@ from server.engine import (
     InvalidArgument,
     PartialJson,
     ResourceExhausted,
-    StreamingParser,
 )
 from server.engine._jsonreader import JsonReader
-from server.engine._tracker import DeltaMode, Tracker
+from server.engine._tracker import Mode, Tracker
+from server.streams import Streams
 
 PER_CALL_SECONDS = 5.0
 MEMORY_BASE = 16 << 20  # interpreter and engine overhead that does not grow with input
@@ -138,7 +138,7 @@ class Request:
     id_index: int
     chunk: str
     processor_type: str
-    mode: int
+    mode: Mode | None
     final: bool
     sequence: int
     namespace: str
@@ -154,8 +154,8 @@ def conversations(draw) -> list[Request | str]:
         text = draw(texts)
         pieces = draw(chunkings_of(text))
         processor = draw(st.sampled_from(PROCESSORS))
-        mode = draw(st.sampled_from([0, 1, 2, 3]))
-        chunks = pieces if mode in (0, 1, 2) and draw(st.booleans()) else snapshots(pieces)
+        mode = draw(st.sampled_from([None, *Mode]))
+        chunks = pieces if mode is not Mode.SNAPSHOT and draw(st.booleans()) else snapshots(pieces)
         streams.append([(index, chunk, processor, mode) for chunk in chunks])
     out: list[Request | str] = []
     sequence = 0
@@ -168,7 +168,7 @@ def conversations(draw) -> list[Request | str]:
                 id_index=index,
                 chunk=chunk,
                 processor_type=draw(st.sampled_from([processor, processor, "", "nope", "json"])),
-                mode=draw(st.sampled_from([mode, mode, 0, 1, 2, 3, 4, -1])),
+                mode=draw(st.sampled_from([mode, mode, None, *Mode])),
                 final=not stream or draw(st.integers(0, 9)) == 0,
                 sequence=draw(st.sampled_from([0, sequence, sequence, max(sequence - 2, 0)])),
                 namespace=draw(st.sampled_from(["", "", "tenant"])),
@@ -191,7 +191,7 @@ IDS = ["call-1", "é" * 3, "x"]
 @few_examples
 @given(steps=conversations())
 def test_streaming_parser_returns_a_result_for_anything(steps):
-    parser = StreamingParser()
+    parser = Streams()
     rebuilders: dict[tuple[str, str], Rebuilder] = {}
     with memory_bounded(_input_size(steps)):
         for step in steps:
@@ -220,7 +220,7 @@ def test_streaming_parser_returns_a_result_for_anything(steps):
             _check_ops(result, (step.namespace, chunk_id), rebuilders)
 
 
-def _side_call(parser: StreamingParser, step: str, rebuilders: dict) -> None:
+def _side_call(parser: Streams, step: str, rebuilders: dict) -> None:
     if step == "expire":
         assert isinstance(call("expire", parser.expire), int)
         return
@@ -286,7 +286,7 @@ def test_json_reader_depth_limit_never_raises_another_error(text, data):
 
 @given(
     chunks=st.lists(random_texts, max_size=12),
-    mode=st.sampled_from(list(DeltaMode)),
+    mode=st.sampled_from(list(Mode)),
     limit=st.none() | st.integers(1, 400),
 )
 def test_tracker_returns_a_delta_or_refuses_within_the_limit(chunks, mode, limit):
@@ -323,12 +323,14 @@ HOSTILE = {
 @pytest.mark.parametrize("processor", ["json", "metric", "plan"])
 def test_hostile_input_in_pieces_is_answered_promptly(name, processor):
     text = HOSTILE[name]
-    parser = StreamingParser()
+    parser = Streams()
     started = time.monotonic()
     for i in range(0, len(text), 4096):
         result = call(
             "process",
-            lambda i=i: parser.process("h", text[i : i + 4096], processor_type=processor, mode=2),
+            lambda i=i: parser.process(
+                "h", text[i : i + 4096], processor_type=processor, mode=Mode.APPEND
+            ),
         )
         assert isinstance(result, ChunkResult)
     final = call("process", lambda: parser.process("h", "", final=True))

@@ -20,10 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.engine import Limits, NotFound, StreamingParser
-from server.engine._store import FINISHED_COST, ID_COST
+from server.engine import Limits, Mode, NotFound
+from server.store import FINISHED_COST, ID_COST
+from server.streams import Streams
 
-APPEND, SNAPSHOT, AUTO = 2, 3, 1
+APPEND, SNAPSHOT, AUTO = Mode.APPEND, Mode.SNAPSHOT, Mode.AUTO
 PROCESSORS = ["text", "json", "plan", "metric"]
 
 
@@ -35,7 +36,7 @@ class FakeClock:
         return self.now
 
 
-def assert_counts_exact(parser: StreamingParser) -> None:
+def assert_counts_exact(parser: Streams) -> None:
     store = parser.store
     counts = store.counts()
     assert counts == store.recount()
@@ -63,7 +64,7 @@ operation = st.one_of(
 @given(st.lists(operation, max_size=40), st.integers(1, 4))
 def test_running_counts_equal_a_recount_after_any_operations(operations, max_ids) -> None:
     clock = FakeClock()
-    parser = StreamingParser(Limits(max_ids=max_ids, idle_ttl=20), clock=clock)
+    parser = Streams(Limits(max_ids=max_ids, idle_ttl=20), clock=clock)
     for op in operations:
         if op[0] == "chunk":
             _, chunk_id, namespace, chunk, processor, mode, final, sequence = op
@@ -86,7 +87,7 @@ def test_running_counts_equal_a_recount_after_any_operations(operations, max_ids
 
 
 def test_a_chunk_that_could_pass_the_budget_is_refused_and_changes_nothing() -> None:
-    parser = StreamingParser(Limits(max_memory_bytes=1 << 20))
+    parser = Streams(Limits(max_memory_bytes=1 << 20))
     first = parser.process("id", "x" * 100_000, mode=APPEND)
     assert first.error is None
     before = parser.store.memory
@@ -101,7 +102,7 @@ def test_a_chunk_that_could_pass_the_budget_is_refused_and_changes_nothing() -> 
 
 
 def test_a_new_id_refused_by_the_budget_is_not_tracked() -> None:
-    parser = StreamingParser(Limits(max_memory_bytes=64 << 10))
+    parser = Streams(Limits(max_memory_bytes=64 << 10))
     refused = parser.process("new", "z" * 60_000, mode=APPEND)
     assert refused.error is not None and "--max-memory-bytes" in refused.error.message
     with pytest.raises(NotFound):
@@ -111,7 +112,7 @@ def test_a_new_id_refused_by_the_budget_is_not_tracked() -> None:
 
 def test_filling_the_budget_with_ids_stops_at_the_budget() -> None:
     budget = 4 << 20
-    parser = StreamingParser(Limits(max_memory_bytes=budget))
+    parser = Streams(Limits(max_memory_bytes=budget))
     accepted = 0
     for n in range(200):
         result = parser.process(f"id-{n}", "w" * 50_000, mode=APPEND)
@@ -125,14 +126,14 @@ def test_filling_the_budget_with_ids_stops_at_the_budget() -> None:
 
 
 def test_a_namespace_has_its_own_memory_and_id_quotas() -> None:
-    parser = StreamingParser(
+    parser = Streams(
         Limits(max_memory_bytes=8 << 20, tenant_max_memory_bytes=1 << 20, tenant_max_ids=3)
     )
     for n in range(3):
         assert parser.process(f"id-{n}", "a", namespace="greedy").error is None
     fourth = parser.process("id-3", "a", namespace="greedy")
     assert fourth.error is not None and "--tenant-max-ids" in fourth.error.message
-    big = parser.process("id-0", "b" * 900_000, mode=0, namespace="greedy")
+    big = parser.process("id-0", "b" * 900_000, mode=None, namespace="greedy")
     assert big.error is not None and "--tenant-max-memory-bytes" in big.error.message
     # Another namespace is untouched by the first one's use.
     for n in range(3):
@@ -143,7 +144,7 @@ def test_a_namespace_has_its_own_memory_and_id_quotas() -> None:
 
 
 def test_a_namespace_full_of_finished_ids_drops_its_own_earliest_first() -> None:
-    parser = StreamingParser(Limits(tenant_max_ids=2))
+    parser = Streams(Limits(tenant_max_ids=2))
     parser.process("other", "x", sequence=1, final=True, namespace="b")
     for n in range(4):
         assert parser.process(f"id-{n}", "x", sequence=1, final=True, namespace="a").error is None
@@ -156,7 +157,7 @@ def test_a_namespace_full_of_finished_ids_drops_its_own_earliest_first() -> None
 
 
 def test_kept_final_responses_are_charged_and_released() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("id", '{"plan_markdown": "' + "p" * 10_000, processor_type="plan", sequence=1)
     live = parser.store.memory
     final = parser.process("id", '"}', sequence=2, final=True)
@@ -170,7 +171,7 @@ def test_kept_final_responses_are_charged_and_released() -> None:
 
 
 def test_id_cost_covers_what_an_empty_id_really_holds() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     for processor in PROCESSORS:
         parser.process("warm-" + processor, "{", processor_type=processor, sequence=1)
     gc.collect()
@@ -193,7 +194,7 @@ def test_id_cost_covers_what_an_empty_id_really_holds() -> None:
 
 
 def race_a_final_with_a_clear_and_a_read() -> None:
-    parser = StreamingParser(Limits(max_ids=4))
+    parser = Streams(Limits(max_ids=4))
     text = '{"files": [' + ",".join(f'{{"name": "f{i}"}}' for i in range(300))
     parser.process("id", text, processor_type="metric", sequence=1)
     barrier = threading.Barrier(3)
@@ -238,7 +239,7 @@ def test_clear_and_read_racing_a_final_in_flight_leave_a_serial_order() -> None:
         race_a_final_with_a_clear_and_a_read()
 
 
-def assert_store_consistent(parser: StreamingParser) -> None:
+def assert_store_consistent(parser: Streams) -> None:
     """What any serial order of requests, clears and expiry leaves: every key live or
     finished, not both; the final cache's size its entries' sum; every count exact."""
     store = parser.store
@@ -274,7 +275,7 @@ thread_operation = st.one_of(
 @given(st.lists(st.lists(thread_operation, max_size=25), min_size=2, max_size=4))
 def test_threads_racing_on_shared_ids_leave_the_store_consistent(per_thread) -> None:
     clock = FakeClock()
-    parser = StreamingParser(Limits(max_ids=3, idle_ttl=5), clock=clock)
+    parser = Streams(Limits(max_ids=3, idle_ttl=5), clock=clock)
     barrier = threading.Barrier(len(per_thread))
     failures: list[BaseException] = []
 
@@ -337,7 +338,7 @@ def test_an_id_cleared_while_its_final_is_in_flight_is_forgotten(meanwhile) -> N
     """A final in flight, then ClearChunk (or expiry) of its id before it is done: the
     store ends as if the final came first and the clear after it."""
     clock = FakeClock()
-    parser = StreamingParser(Limits(idle_ttl=5), clock=clock)
+    parser = Streams(Limits(idle_ttl=5), clock=clock)
     parser._factories["gated"] = _GatedProcessor
     _GatedProcessor.entered.clear()
     _GatedProcessor.gate.clear()
@@ -376,7 +377,7 @@ class _BrokenProcessor:
 
 
 def test_a_processor_that_raises_stops_but_the_text_is_tracked_and_counted() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     parser._factories["broken"] = _BrokenProcessor
     first = parser.process("id", "fine ", processor_type="broken", mode=APPEND, sequence=1)
     assert first.error is None
@@ -394,7 +395,7 @@ def test_a_processor_that_raises_stops_but_the_text_is_tracked_and_counted() -> 
 def test_kept_final_responses_give_way_to_new_work() -> None:
     """Kept finals are a cache: when the budget is full of them, the oldest are dropped for
     a new chunk, and a duplicate of a dropped final is still a duplicate, without text."""
-    parser = StreamingParser(Limits(max_memory_bytes=4 << 20))
+    parser = Streams(Limits(max_memory_bytes=4 << 20))
     body = '{"plan_markdown": "' + "p" * 200_000
     finished = 0
     for n in range(40):
@@ -413,7 +414,7 @@ def test_kept_final_responses_give_way_to_new_work() -> None:
 
 
 def test_a_namespace_makes_room_only_from_its_own_kept_finals() -> None:
-    parser = StreamingParser(Limits(max_memory_bytes=16 << 20, tenant_max_memory_bytes=3 << 20))
+    parser = Streams(Limits(max_memory_bytes=16 << 20, tenant_max_memory_bytes=3 << 20))
     body = "x" * 150_000
     for namespace in ("a", "b"):
         for n in range(12):
@@ -430,7 +431,7 @@ def test_a_namespace_makes_room_only_from_its_own_kept_finals() -> None:
 def test_a_chunk_that_stops_the_processor_is_not_kept_alive_uncounted() -> None:
     """Invalid JSON stops an id's processor, which keeps its error: that error must not
     keep the chunk that caused it (through its traceback) beyond what the id is charged."""
-    parser = StreamingParser()
+    parser = Streams()
     body = '"ab",' * 50_000
     gc.collect()
     charged_before = parser.store.memory
@@ -461,7 +462,7 @@ def test_no_chunk_takes_the_charge_past_the_budget(character, mode, processor, s
     """Whatever the characters take in memory, whatever the mode and processor: a chunk is
     applied only if what it adds fits, so the charge never passes the budget, however
     tight."""
-    parser = StreamingParser(Limits(max_memory_bytes=budget))
+    parser = Streams(Limits(max_memory_bytes=budget))
     text = ""
     for sequence, size in enumerate(sizes, 1):
         chunk = character * size

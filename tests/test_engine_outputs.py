@@ -8,7 +8,7 @@ import gc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.engine import StreamingParser
+from server.engine import Mode
 from server.engine._outputs import (
     Append,
     FileDelta,
@@ -19,8 +19,9 @@ from server.engine._outputs import (
     freeze,
     thaw,
 )
+from server.streams import Streams
 
-APPEND = 2
+APPEND = Mode.APPEND
 
 text = st.text(max_size=20)
 ops = st.lists(st.builds(Set, text, text) | st.builds(Append, text, text), max_size=5)
@@ -49,7 +50,7 @@ def test_a_frozen_output_is_untracked_after_one_collection(output) -> None:
 
 
 def test_kept_outputs_leave_the_collectors_view() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     for sequence, chunk in enumerate(['{"a": ["x', 'y", 1, {"b": ', "true}]}"], start=1):
         result = parser.process("id", chunk, processor_type="json", mode=APPEND, sequence=sequence)
         assert result.output is not None

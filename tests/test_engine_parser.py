@@ -1,4 +1,4 @@
-"""StreamingParser, the engine's facade: ids, limits, modes, sequences, expiry, threads."""
+"""Streams, what the servicer calls: ids, limits, modes, sequences, expiry, threads."""
 
 from __future__ import annotations
 
@@ -7,18 +7,21 @@ import re
 import threading
 
 import pytest
+from chunkwise.v1 import streaming_pb2 as pb
 from helpers import apply_ops, cut, loads_exact
 
+from server import _convert
 from server.engine import (
     InvalidArgument,
     Limits,
+    Mode,
     NotFound,
     PartialJson,
-    StreamingParser,
     TextInfo,
 )
+from server.streams import Streams
 
-AUTO, APPEND, SNAPSHOT = 1, 2, 3
+AUTO, APPEND, SNAPSHOT = Mode.AUTO, Mode.APPEND, Mode.SNAPSHOT
 
 
 class FakeClock:
@@ -33,11 +36,11 @@ def status(result) -> str | None:
     return None if result.error is None else result.error.status_hint
 
 
-def text_of(parser: StreamingParser, chunk_id: str, **kw) -> str:
+def text_of(parser: Streams, chunk_id: str, **kw) -> str:
     return parser.complete_text(chunk_id, **kw).text
 
 
-def tracked(parser: StreamingParser, chunk_id: str, **kw) -> bool:
+def tracked(parser: Streams, chunk_id: str, **kw) -> bool:
     try:
         parser.complete_text(chunk_id, **kw)
     except NotFound:
@@ -50,7 +53,7 @@ def tracked(parser: StreamingParser, chunk_id: str, **kw) -> bool:
 
 @pytest.mark.parametrize("chunk_id", ["a" * 256, "é" * 128, "😀" * 64])
 def test_an_id_of_256_bytes_is_fine(chunk_id):
-    parser = StreamingParser()
+    parser = Streams()
     assert parser.process(chunk_id, "x").error is None
     assert text_of(parser, chunk_id) == "x"
     assert parser.clear(chunk_id) is True
@@ -59,7 +62,7 @@ def test_an_id_of_256_bytes_is_fine(chunk_id):
 @pytest.mark.parametrize("chunk_id", ["", "a" * 257, "é" * 129, "😀" * 64 + "a"])
 def test_an_empty_or_oversized_id_is_invalid_everywhere(chunk_id):
     # "é" * 129 is 129 code points but 258 UTF-8 bytes.
-    parser = StreamingParser()
+    parser = Streams()
     result = parser.process(chunk_id, "x", processor_type="json")
     assert status(result) == "INVALID_ARGUMENT"
     assert result.chunk_id == chunk_id
@@ -70,13 +73,13 @@ def test_an_empty_or_oversized_id_is_invalid_everywhere(chunk_id):
 
 
 def test_id_limit_is_configurable():
-    parser = StreamingParser(Limits(max_id_bytes=4))
+    parser = Streams(Limits(max_id_bytes=4))
     assert parser.process("éé", "x").error is None
     assert status(parser.process("ééa", "x")) == "INVALID_ARGUMENT"
 
 
 def test_result_echoes_id_and_sequence():
-    result = StreamingParser().process("echo", "abc", sequence=7)
+    result = Streams().process("echo", "abc", sequence=7)
     assert (result.chunk_id, result.sequence, result.delta) == ("echo", 7, "abc")
     assert (result.final, result.complete_text, result.reset, result.duplicate) == (
         False,
@@ -87,7 +90,7 @@ def test_result_echoes_id_and_sequence():
 
 
 def test_untracked_id_is_not_found_and_clear_says_false():
-    parser = StreamingParser()
+    parser = Streams()
     with pytest.raises(NotFound):
         parser.complete_text("nobody")
     assert parser.clear("nobody") is False
@@ -98,7 +101,7 @@ def test_untracked_id_is_not_found_and_clear_says_false():
 
 
 def test_empty_first_chunk_creates_the_id():
-    parser = StreamingParser()
+    parser = Streams()
     assert parser.process("e", "").error is None
     assert text_of(parser, "e") == ""
 
@@ -107,7 +110,7 @@ def test_empty_first_chunk_creates_the_id():
 
 
 def test_chunk_byte_limit_counts_utf8_and_changes_nothing():
-    parser = StreamingParser(Limits(max_chunk_bytes=10))
+    parser = Streams(Limits(max_chunk_bytes=10))
     assert parser.process("c", "é" * 5, mode=APPEND).error is None  # 10 bytes
     result = parser.process("c", "é" * 5 + "a", mode=APPEND, sequence=1)  # 11 bytes, 6 chars
     assert status(result) == "RESOURCE_EXHAUSTED"
@@ -118,7 +121,7 @@ def test_chunk_byte_limit_counts_utf8_and_changes_nothing():
 
 
 def test_text_byte_limit_leaves_the_text_as_it_was():
-    parser = StreamingParser(Limits(max_text_bytes=10))
+    parser = Streams(Limits(max_text_bytes=10))
     parser.process("t", "aaaaa", mode=APPEND, sequence=1)
     result = parser.process("t", "ééé", mode=APPEND, sequence=2)  # 11 bytes in all
     assert status(result) == "RESOURCE_EXHAUSTED"
@@ -131,13 +134,13 @@ def test_text_byte_limit_leaves_the_text_as_it_was():
 
 
 def test_a_refused_first_request_does_not_create_the_id():
-    parser = StreamingParser(Limits(max_text_bytes=3))
+    parser = Streams(Limits(max_text_bytes=3))
     assert status(parser.process("t", "abcd", mode=APPEND)) == "RESOURCE_EXHAUSTED"
     assert not tracked(parser, "t")
 
 
 def test_max_ids_refuses_a_new_id_but_not_a_known_one():
-    parser = StreamingParser(Limits(max_ids=3))
+    parser = Streams(Limits(max_ids=3))
     for name in "abc":
         assert parser.process(name, name).error is None
     result = parser.process("d", "d")
@@ -149,7 +152,7 @@ def test_max_ids_refuses_a_new_id_but_not_a_known_one():
 
 
 def test_json_depth_limit():
-    parser = StreamingParser(Limits(max_json_depth=3))
+    parser = Streams(Limits(max_json_depth=3))
     assert parser.process("ok", "[[[", processor_type="json").error is None
     result = parser.process("deep", "[[[[", processor_type="json")
     assert status(result) == "INVALID_ARGUMENT"
@@ -158,7 +161,7 @@ def test_json_depth_limit():
 
 
 def test_default_json_depth_is_512():
-    parser = StreamingParser()
+    parser = Streams()
     result = parser.process("ok", "[" * 512 + "]" * 512, processor_type="json", final=True)
     assert result.error is None
     result = parser.process("deep", "[" * 100_000, processor_type="json")
@@ -175,7 +178,7 @@ def test_limits_reject_non_positive_values():
 
 
 def test_first_request_fixes_processor_and_mode():
-    parser = StreamingParser()
+    parser = Streams()
     assert parser.process("j", "[1,", processor_type="json", mode=APPEND).error is None
     later = parser.process("j", " 2]")  # empty / unspecified: the id's own
     assert later.error is None and isinstance(later.output, PartialJson)
@@ -188,7 +191,7 @@ def test_first_request_fixes_processor_and_mode():
 
 
 def test_unspecified_processor_and_mode_mean_text_and_auto():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("x", "ab")
     assert parser.process("x", "abc", processor_type="text", mode=AUTO).delta == "c"
     assert status(parser.process("x", "d", processor_type="json")) == "FAILED_PRECONDITION"
@@ -197,24 +200,28 @@ def test_unspecified_processor_and_mode_mean_text_and_auto():
 
 
 @pytest.mark.parametrize("mode", [4, 99, -1])
-def test_a_mode_outside_the_enum_is_invalid_for_new_and_known_ids(mode):
-    parser = StreamingParser()
-    assert status(parser.process("new", "x", mode=mode)) == "INVALID_ARGUMENT"
-    assert not tracked(parser, "new")
-    parser.process("known", "x", mode=APPEND)
-    assert status(parser.process("known", "y", mode=mode)) == "INVALID_ARGUMENT"
-    assert text_of(parser, "known") == "x"
+def test_a_mode_outside_the_enum_is_invalid(mode):
+    """The proto's DeltaMode numbers map to the engine's modes by name, 0 to the id's own;
+    any other number is INVALID_ARGUMENT naming the known ones (the service applies this
+    before the id's own mode: tests/test_bad_input.py)."""
+    with pytest.raises(InvalidArgument, match=f"unknown delta mode {mode}; known: 1 \\(AUTO\\)"):
+        _convert.delta_mode(mode)
+    assert _convert.delta_mode(0) is None
+    for value in pb.DeltaMode.values():
+        if value:
+            name = pb.DeltaMode.Name(value).removeprefix("DELTA_MODE_")
+            assert _convert.delta_mode(value) is Mode[name]
 
 
 def test_unknown_processor_is_invalid_and_creates_nothing():
-    parser = StreamingParser()
+    parser = Streams()
     result = parser.process("u", "x", processor_type="yaml")
     assert status(result) == "INVALID_ARGUMENT"
     assert not tracked(parser, "u")
 
 
 def test_processors_are_listed_sorted_with_descriptions():
-    listed = StreamingParser().processors()
+    listed = Streams().processors()
     names = [name for name, _ in listed]
     assert names == sorted(names)
     assert {"dashboard", "json", "metric", "plan", "search_data_catalog", "text"} <= set(names)
@@ -232,7 +239,7 @@ class _Silent:
 
 
 def test_a_processor_that_reads_no_text_is_never_made_and_the_text_still_tracks():
-    parser = StreamingParser()
+    parser = Streams()
     parser._factories["silent"] = _Silent
     results = [
         parser.process("s", "ab", processor_type="silent", mode=SNAPSHOT, sequence=1),
@@ -250,7 +257,7 @@ def test_a_processor_that_reads_no_text_is_never_made_and_the_text_still_tracks(
 
 
 def test_the_text_processor_reads_no_text_and_outputs_nothing():
-    parser = StreamingParser()
+    parser = Streams()
     results = [parser.process("t", piece, processor_type="text", mode=APPEND) for piece in "ab"]
     final = parser.process("t", "c", final=True)
     assert [r.output for r in [*results, final]] == [None, None, None]
@@ -261,7 +268,7 @@ def test_the_text_processor_reads_no_text_and_outputs_nothing():
 
 
 def test_final_returns_the_complete_text_and_clears_the_id():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("f", "Hello, ", mode=APPEND)
     result = parser.process("f", "world", final=True)
     assert (result.final, result.delta, result.complete_text) == (True, "world", "Hello, world")
@@ -271,7 +278,7 @@ def test_final_returns_the_complete_text_and_clears_the_id():
 
 
 def test_invalid_json_reports_an_error_and_keeps_tracking():
-    parser = StreamingParser()
+    parser = Streams()
     result = parser.process("bad", '{"😀": x', processor_type="json", mode=APPEND, sequence=1)
     assert status(result) == "INVALID_ARGUMENT"
     assert re.search(r"at offset 6\b", result.error.message)  # code points, not bytes
@@ -282,7 +289,7 @@ def test_invalid_json_reports_an_error_and_keeps_tracking():
 
 
 def test_final_on_unfinished_json():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("u", '{"a": [1', processor_type="json", mode=APPEND)
     result = parser.process("u", ", 2", final=True)
     assert status(result) == "INVALID_ARGUMENT"
@@ -292,7 +299,7 @@ def test_final_on_unfinished_json():
 
 
 def test_snapshot_rewrite_resets_the_processor():
-    parser = StreamingParser()
+    parser = Streams()
     first = parser.process("s", '{"a": "xy', processor_type="json", mode=SNAPSHOT)
     assert apply_ops(first.output.deltas) == {"a": "xy"}
     rewrite = parser.process("s", '{"b": [true ')
@@ -303,7 +310,7 @@ def test_snapshot_rewrite_resets_the_processor():
 
 
 def test_snapshot_rewrite_clears_an_invalid_json_error():
-    parser = StreamingParser()
+    parser = Streams()
     assert parser.process("s", "{x", processor_type="json", mode=SNAPSHOT).error is not None
     rewrite = parser.process("s", "[1]")
     assert rewrite.reset and rewrite.error is None
@@ -316,7 +323,7 @@ def test_snapshot_rewrite_clears_an_invalid_json_error():
 
 
 def test_a_resent_request_is_a_duplicate_with_the_same_answer():
-    parser = StreamingParser()
+    parser = Streams()
     first = [
         parser.process(
             "s", '{"plan_markdown": "ab', processor_type="plan", mode=APPEND, sequence=1
@@ -337,7 +344,7 @@ def test_a_resent_request_is_a_duplicate_with_the_same_answer():
 
 
 def test_sequence_numbers_may_skip_but_never_go_back():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("g", "a", mode=APPEND, sequence=2)
     assert not parser.process("g", "b", sequence=5).duplicate
     assert parser.process("g", "c", sequence=3).duplicate
@@ -346,7 +353,7 @@ def test_sequence_numbers_may_skip_but_never_go_back():
 
 
 def test_sequence_zero_is_never_a_duplicate():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("z", "a", mode=APPEND, sequence=4)
     for _ in range(2):
         result = parser.process("z", "a", sequence=0)
@@ -355,7 +362,7 @@ def test_sequence_zero_is_never_a_duplicate():
 
 
 def test_a_chunk_with_an_empty_delta_counts_as_applied():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("e", "abc", sequence=1)
     same = parser.process("e", "abc", sequence=2)  # AUTO: nothing new, still applied
     assert (same.delta, same.duplicate) == ("", False)
@@ -364,7 +371,7 @@ def test_a_chunk_with_an_empty_delta_counts_as_applied():
 
 
 def test_invalid_json_counts_as_applied():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("b", "nope", processor_type="json", mode=APPEND, sequence=1)
     again = parser.process("b", "nope", sequence=1)
     assert again.duplicate
@@ -372,7 +379,7 @@ def test_invalid_json_counts_as_applied():
 
 
 def test_after_a_final_a_resend_is_a_duplicate():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("f", "ab", mode=APPEND, sequence=1)
     final = parser.process("f", "cd", final=True, sequence=2)
     assert final.complete_text == "abcd"
@@ -388,14 +395,14 @@ def test_after_a_final_a_resend_is_a_duplicate():
 
 
 def test_unnumbered_request_after_a_final_starts_afresh():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("f", "old", final=True, sequence=2)
     fresh = parser.process("f", "new", sequence=0)
     assert (fresh.duplicate, fresh.delta) == (False, "new")
 
 
 def test_clear_after_a_final_forgets_the_sequence():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("f", "old", final=True, sequence=2)
     parser.clear("f")
     fresh = parser.process("f", "new", sequence=1)
@@ -404,14 +411,14 @@ def test_clear_after_a_final_forgets_the_sequence():
 
 def test_a_refused_request_after_a_final_keeps_the_remembered_sequence():
     # A refused request changes nothing, so the final's sequence is still remembered.
-    parser = StreamingParser(Limits(max_text_bytes=4))
+    parser = Streams(Limits(max_text_bytes=4))
     parser.process("f", "abc", final=True, sequence=5)
     assert status(parser.process("f", "toolong", sequence=6)) == "RESOURCE_EXHAUSTED"
     assert parser.process("f", "abc", final=True, sequence=5).duplicate
 
 
 def test_a_refused_new_id_does_not_drop_a_remembered_sequence():
-    parser = StreamingParser(Limits(max_ids=2, max_text_bytes=4))
+    parser = Streams(Limits(max_ids=2, max_text_bytes=4))
     parser.process("done", "abc", final=True, sequence=1)
     parser.process("live", "x")
     assert status(parser.process("new", "toolong")) == "RESOURCE_EXHAUSTED"
@@ -422,7 +429,7 @@ def test_a_refused_new_id_does_not_drop_a_remembered_sequence():
 
 
 def test_namespaces_isolate_ids():
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("x", "one", namespace="tenant-1", processor_type="json")
     parser.process("x", "two", namespace="tenant-2")
     assert text_of(parser, "x", namespace="tenant-1") == "one"
@@ -438,7 +445,7 @@ def test_namespaces_isolate_ids():
 
 def test_idle_ids_expire_and_reads_do_not_keep_them_alive():
     clock = FakeClock()
-    parser = StreamingParser(Limits(idle_ttl=10), clock=clock)
+    parser = Streams(Limits(idle_ttl=10), clock=clock)
     parser.process("idle", "a")
     parser.process("busy", "b")
     clock.now += 6
@@ -457,7 +464,7 @@ def test_idle_ids_expire_and_reads_do_not_keep_them_alive():
 
 def test_a_finished_ids_sequence_is_remembered_for_the_idle_period():
     clock = FakeClock()
-    parser = StreamingParser(Limits(idle_ttl=10), clock=clock)
+    parser = Streams(Limits(idle_ttl=10), clock=clock)
     parser.process("f", "abc", final=True, sequence=5)
     clock.now += 9.9
     parser.expire()
@@ -469,7 +476,7 @@ def test_a_finished_ids_sequence_is_remembered_for_the_idle_period():
 
 
 def test_remembered_sequences_count_toward_max_ids_and_go_earliest_first():
-    parser = StreamingParser(Limits(max_ids=3))
+    parser = Streams(Limits(max_ids=3))
     parser.process("A", "a", final=True, sequence=1)
     parser.process("B", "b", final=True, sequence=1)
     parser.process("C", "c", sequence=1)
@@ -495,13 +502,13 @@ def random_text(rnd: random.Random) -> str:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", [APPEND, SNAPSHOT])
 def test_many_threads_never_lose_or_mix_text(mode):
-    parser = StreamingParser()
+    parser = Streams()
     threads, ids_per_thread = 16, 200
     start = threading.Barrier(threads)
     failures: list[str] = []
 
     def work(t: int) -> None:
-        rnd = random.Random(t * 31 + mode)
+        rnd = random.Random(f"{t}-{mode.name}")
         texts = {f"id-{t}-{i}": random_text(rnd) for i in range(ids_per_thread)}
         pieces = {}
         for chunk_id, text in texts.items():
@@ -545,7 +552,7 @@ def test_many_threads_never_lose_or_mix_text(mode):
 @pytest.mark.timeout(120)
 def test_threads_appending_to_one_id_lose_nothing():
     # Calls on one id run one at a time: every fragment lands once, each thread's in order.
-    parser = StreamingParser()
+    parser = Streams()
     threads, fragments = 8, 300
     start = threading.Barrier(threads)
 
@@ -569,7 +576,7 @@ def test_threads_appending_to_one_id_lose_nothing():
 
 @pytest.mark.timeout(120)
 def test_threads_racing_for_the_last_ids_never_pass_max_ids():
-    parser = StreamingParser(Limits(max_ids=50))
+    parser = Streams(Limits(max_ids=50))
     threads, tries = 8, 20
     start = threading.Barrier(threads)
     accepted: list[str] = []  # list.append is atomic

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 PLUGIN_MODULE = """
-from server.engine import ReasoningText
+from server.engine import Mode, ReasoningText
 
 
 class ShoutProcessor:
@@ -32,10 +32,11 @@ class ShoutProcessor:
 """
 
 CHECK = """
-from server.engine import StreamingParser
-parser = StreamingParser()
+from server.engine import Mode
+from server.streams import Streams
+parser = Streams()
 assert ("{name}", "Upper-cases the text as it grows.") in parser.processors(), parser.processors()
-first = parser.process("a", "hello ", processor_type="{name}", mode=2)
+first = parser.process("a", "hello ", processor_type="{name}", mode=Mode.APPEND)
 last = parser.process("a", "world", final=True)
 assert first.output.message_chunk == "HELLO ", first
 assert last.output.message == "HELLO WORLD", last

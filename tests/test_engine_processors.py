@@ -1,4 +1,4 @@
-"""The processors, driven through StreamingParser.process as a servicer drives them.
+"""The processors, driven through Streams.process as a servicer drives them.
 
 For any chunking and delta mode, what the responses carry adds up to exactly the field's
 final text, decoded by json.loads from the document.
@@ -38,15 +38,16 @@ from server.engine import (
     Append,
     FileDelta,
     InvalidArgument,
+    Mode,
     PartialJson,
     ReasoningFile,
     ReasoningText,
     Set,
-    StreamingParser,
 )
 from server.engine._processors import BUILTIN_PROCESSORS, MetricProcessor, strict_json
+from server.streams import Streams
 
-APPEND, SNAPSHOT, AUTO = 2, 3, 1
+APPEND, SNAPSHOT, AUTO = Mode.APPEND, Mode.SNAPSHOT, Mode.AUTO
 
 TEXT_TITLES = {
     "plan": ("plan_markdown", "Creating a plan..."),
@@ -85,7 +86,7 @@ def requests(text: str, pieces: list[str], mode: int, final_alone: bool) -> list
     return out
 
 
-def send(parser: StreamingParser, chunk_id: str, processor: str, reqs: list[Request], mode: int):
+def send(parser: Streams, chunk_id: str, processor: str, reqs: list[Request], mode: int):
     results = []
     for i, req in enumerate(reqs):
         result = parser.process(
@@ -93,7 +94,7 @@ def send(parser: StreamingParser, chunk_id: str, processor: str, reqs: list[Requ
             req.chunk,
             # The first request fixes processor and mode; later ones mostly leave them empty.
             processor_type=processor if i == 0 or i % 2 else "",
-            mode=mode if i == 0 or i % 3 else 0,
+            mode=mode if i == 0 or i % 3 else None,
             final=req.final,
         )
         assert result.error is None, result.error
@@ -150,14 +151,14 @@ def test_reasoning_text_adds_up_to_the_field(processor, data, mode, final_alone)
     doc = data.draw(text_documents(key))
     pieces = data.draw(chunkings_of(doc.text))
     results = send(
-        StreamingParser(), "call-1", processor, requests(doc.text, pieces, mode, final_alone), mode
+        Streams(), "call-1", processor, requests(doc.text, pieces, mode, final_alone), mode
     )
     check_reasoning_text(results, "call-1", title, doc.value[key])
     assert results[-1].complete_text == doc.text
 
 
 def test_reasoning_text_output_is_unset_when_nothing_is_new():
-    parser = StreamingParser()
+    parser = Streams()
     chunks = ['{"plan_', 'markdown": ', '"', "ab\\", "n", '"', "}"]
     outputs = [parser.process("p", c, processor_type="plan", mode=APPEND).output for c in chunks]
     assert [o.message_chunk if o else None for o in outputs] == [
@@ -182,9 +183,7 @@ def test_reasoning_text_in_every_chunking(processor):
     text = "```json\n{" + f'"{key}": ' + field + "}\n```"
     expected = json.loads(text.removeprefix("```json\n").removesuffix("\n```"), strict=False)
     for pieces in chunkings(text):
-        results = send(
-            StreamingParser(), "c", processor, requests(text, pieces, APPEND, False), APPEND
-        )
+        results = send(Streams(), "c", processor, requests(text, pieces, APPEND, False), APPEND)
         check_reasoning_text(results, "c", title, expected[key])
 
 
@@ -277,12 +276,12 @@ def check_file_delta(f: FileDelta, ids: dict, processor: str, status: str) -> No
 def test_reasoning_file_adds_up_to_each_file(processor, doc, data, mode, final_alone):
     pieces = data.draw(chunkings_of(doc.text))
     reqs = requests(doc.text, pieces, mode, final_alone)
-    results = send(StreamingParser(), "files-1", processor, reqs, mode)
+    results = send(Streams(), "files-1", processor, reqs, mode)
     check_reasoning_file(results, reqs, "files-1", processor, doc)
 
 
 def test_a_file_appears_as_soon_as_its_name_is_complete():
-    parser = StreamingParser()
+    parser = Streams()
     text = '{"files": [{"name": "a\\u00e9.yml", "yml_content": "x: 1"}]}'
     name_end = text.index('.yml"') + 5
     expected_id = file_id("m", "aé.yml", "metric")
@@ -305,7 +304,7 @@ def test_a_file_appears_as_soon_as_its_name_is_complete():
 
 def test_file_ids_are_the_documented_uuid():
     expected = str(uuid.UUID(bytes=hashlib.sha256(b"call-9:revenue.yml:metric").digest()[:16]))
-    parser = StreamingParser()
+    parser = Streams()
     text = '{"files": [{"name": "revenue.yml", "yml_content": "name: revenue"}]}'
     result = parser.process("call-9", text, processor_type="metric", final=True)
     assert [f.id for f in result.output.files] == [expected]
@@ -330,9 +329,7 @@ def exact_lenient(body: str):
 @given(doc=documents(), data=st.data(), mode=modes, final_alone=st.booleans())
 def test_json_deltas_rebuild_the_value(doc, data, mode, final_alone):
     pieces = data.draw(chunkings_of(doc.text))
-    results = send(
-        StreamingParser(), "j", "json", requests(doc.text, pieces, mode, final_alone), mode
-    )
+    results = send(Streams(), "j", "json", requests(doc.text, pieces, mode, final_alone), mode)
     rebuilder = Rebuilder()
     *loading, final = results
     for result in loading:
@@ -354,7 +351,7 @@ def test_json_deltas_rebuild_the_value(doc, data, mode, final_alone):
 def test_text_processor_shows_no_output(chunks, final_alone):
     text = "".join(chunks)
     reqs = requests(text, chunks, APPEND, final_alone)
-    results = send(StreamingParser(), "t", "text", reqs, APPEND)
+    results = send(Streams(), "t", "text", reqs, APPEND)
     assert all(r.output is None for r in results)
     assert "".join(r.delta for r in results) == text
     assert results[-1].complete_text == text
@@ -362,13 +359,13 @@ def test_text_processor_shows_no_output(chunks, final_alone):
 
 
 def test_empty_processor_type_means_text():
-    parser = StreamingParser()
+    parser = Streams()
     assert parser.process("t", '{"a": 1}').output is None
     assert parser.complete_text("t").processor_type == "text"
 
 
 def test_json_top_level_number_shows_at_the_final_chunk():
-    parser = StreamingParser()
+    parser = Streams()
     assert parser.process("n", "12", processor_type="json", mode=APPEND).output is None
     assert parser.process("n", "34", mode=APPEND).output is None
     final = parser.process("n", "", final=True)
@@ -379,7 +376,7 @@ def test_json_top_level_number_shows_at_the_final_chunk():
 def test_json_value_json_keeps_big_numbers():
     literal = "1234567890123456789012345678901234567890.5e-3"
     text = '{"n": [' + literal + ", -0, 1E+30]}"
-    final = StreamingParser().process("b", text, processor_type="json", final=True)
+    final = Streams().process("b", text, processor_type="json", final=True)
     assert exact(final.output.value_json) == exact(text)
     assert Rebuilder().apply(final.output.deltas).value == loads_exact(text)
 
@@ -398,9 +395,7 @@ def test_random_chunkings_of_a_fixed_document_agree(processor):
     for _ in range(30):
         cuts = sorted(rnd.sample(range(len(text)), rnd.randint(1, 40)))
         pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-        results = send(
-            StreamingParser(), "x", processor, requests(text, pieces, APPEND, False), APPEND
-        )
+        results = send(Streams(), "x", processor, requests(text, pieces, APPEND, False), APPEND)
         out = results[-1].output
         if isinstance(out, ReasoningFile):
             finals.add(tuple((f.id, f.file_name, f.text, f.status) for f in out.files))
@@ -413,7 +408,7 @@ def test_json_value_json_is_strict_json():
     # Raw control characters and lone surrogate escapes are read, but what a client gets
     # back must parse with a strict JSON parser and hold no lone surrogate.
     text = '{"a": "x\ny\t", "b": "\\ud800", "c": "\\ud83d\\ude00"}'
-    final = StreamingParser().process("v", text, processor_type="json", final=True)
+    final = Streams().process("v", text, processor_type="json", final=True)
     assert exact(final.output.value_json) == {"a": "x\ny\t", "b": "\ufffd", "c": "😀"}
 
 
@@ -421,7 +416,7 @@ def test_json_value_json_is_strict_json():
 
 
 def final_files(text: str, processor: str = "metric") -> list[tuple[str, str]]:
-    result = StreamingParser().process("f", text, processor_type=processor, final=True)
+    result = Streams().process("f", text, processor_type=processor, final=True)
     assert result.error is None, result.error
     return [(f.file_name, f.text) for f in result.output.files]
 
@@ -454,7 +449,7 @@ def test_only_elements_of_the_first_files_array_are_files(processor):
         assert final_files(text, processor) == files, text
     # Past int()'s 4,300 digits a key is past the longest path too.
     text = '{"files": {"' + "9" * 5000 + '": {"name": "x"}}}'
-    error = StreamingParser().process("f", text, processor_type=processor).error
+    error = Streams().process("f", text, processor_type=processor).error
     assert error.message == "invalid JSON: path longer than 4096 characters at offset 11"
 
 

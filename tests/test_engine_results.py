@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 from test_server_wire import repeated, results
 
 from server import _wire
-from server.engine import ChunkResult, InvalidArgument, Limits, ResourceExhausted, StreamingParser
+from server.engine import ChunkResult, InvalidArgument, Limits, Mode, ResourceExhausted
 from server.engine._results import response_size
+from server.streams import Streams
 
-APPEND = 2
+APPEND = Mode.APPEND
 
 
 @settings(max_examples=300)
@@ -36,15 +37,15 @@ def test_each_part_of_a_bare_answer_is_counted(text: str, sequence: int) -> None
 
 def test_a_numbered_answer_kept_for_duplicates_is_charged() -> None:
     """The text and the kept copy of its answer are both held: both are charged."""
-    parser = StreamingParser()
-    parser.process("plain", "x" * 100_000, mode=2)
+    parser = Streams()
+    parser.process("plain", "x" * 100_000, mode=Mode.APPEND)
     plain = parser.store.memory
     parser.clear("plain")
-    parser.process("kept", "x" * 100_000, mode=2, sequence=1)
+    parser.process("kept", "x" * 100_000, mode=Mode.APPEND, sequence=1)
     assert parser.store.memory >= plain + 100_000
 
 
-def _finish(parser: StreamingParser, processor: str, text: str) -> tuple[int, ChunkResult]:
+def _finish(parser: Streams, processor: str, text: str) -> tuple[int, ChunkResult]:
     """The size of the answer to the text, then the answer to a final empty chunk."""
     first = parser.process("id", text, processor_type=processor, mode=APPEND)
     answer = parser.process("id", "", processor_type=processor, mode=APPEND, final=True)
@@ -63,15 +64,15 @@ def test_a_final_exactly_at_the_response_limit_is_answered_and_one_byte_more_ref
     """--max-response-bytes: "No response is bigger": a final whose response takes exactly
     the limit is answered; with the limit one byte lower it is refused, and the id stays
     open with its text."""
-    first, final = _finish(StreamingParser(), processor, text)
+    first, final = _finish(Streams(), processor, text)
     size = len(_wire.chunk_response(final))
     assume(first < size)  # else the first answer is the one over the limit
 
-    tight = StreamingParser(Limits(max_response_bytes=size - 1))
+    tight = Streams(Limits(max_response_bytes=size - 1))
     refused = _finish(tight, processor, text)[1]
     assert isinstance(refused.error, ResourceExhausted) and not refused.final
     assert tight.complete_text("id").text == text
 
-    answered = _finish(StreamingParser(Limits(max_response_bytes=size)), processor, text)[1]
+    answered = _finish(Streams(Limits(max_response_bytes=size)), processor, text)[1]
     assert answered.final and not isinstance(answered.error, ResourceExhausted)
     assert len(_wire.chunk_response(answered)) == size

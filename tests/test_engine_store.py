@@ -3,19 +3,20 @@ returns to exactly nothing once every id is forgotten."""
 
 from __future__ import annotations
 
-from server.engine import Limits, StreamingParser
+from server.engine import Limits, Mode
+from server.streams import Streams
 
-APPEND = 2
+APPEND = Mode.APPEND
 
 
-def assert_nothing_held(parser: StreamingParser) -> None:
+def assert_nothing_held(parser: Streams) -> None:
     store = parser.store
     assert store.memory == 0
     assert store.counts() == {} == store.recount()
 
 
 def test_finals_that_gave_way_and_were_then_forgotten_leave_nothing_charged() -> None:
-    parser = StreamingParser(Limits(max_memory_bytes=4 << 20, idle_ttl=60), clock=lambda: 0.0)
+    parser = Streams(Limits(max_memory_bytes=4 << 20, idle_ttl=60), clock=lambda: 0.0)
     for n in range(30):
         parser.process(f"done-{n}", "p" * 200_000, mode=APPEND, sequence=1)
         assert parser.process(f"done-{n}", "!", sequence=2, final=True).final
@@ -35,7 +36,7 @@ def test_finals_that_gave_way_and_were_then_forgotten_leave_nothing_charged() ->
 
 
 def test_usage_of_a_namespace_never_seen_is_nothing() -> None:
-    parser = StreamingParser()
+    parser = Streams()
     assert parser.store.usage("never-seen") == (0, 0)
     parser.process("id", "text", namespace="seen")
     ids, memory = parser.store.usage("seen")
@@ -48,7 +49,7 @@ def test_usage_of_a_namespace_never_seen_is_nothing() -> None:
 def test_a_first_request_refused_after_it_reached_the_tracker_charges_nothing() -> None:
     """The id was made for the request, then refused by the text or response limit: it
     goes, and nothing stays charged for it, even while another request waits on it."""
-    parser = StreamingParser(Limits(max_text_bytes=10, max_response_bytes=300))
+    parser = Streams(Limits(max_text_bytes=10, max_response_bytes=300))
     assert parser.process("long", "x" * 11).error.status_hint == "RESOURCE_EXHAUSTED"
     big = parser.process("big", "y" * 200, final=True)
     assert big.error.status_hint == "RESOURCE_EXHAUSTED" and not big.final

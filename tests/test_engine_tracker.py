@@ -10,15 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.engine import ResourceExhausted
-from server.engine._tracker import DeltaMode, Tracker
+from server.engine._tracker import Mode, Tracker
 
 
-def run(mode: DeltaMode, chunks: list[str]) -> tuple[list[str], str]:
+def run(mode: Mode, chunks: list[str]) -> tuple[list[str], str]:
     tracker = Tracker(mode)
     deltas = []
     for chunk in chunks:
         delta, reset = tracker.add(chunk)
-        assert not reset or mode is DeltaMode.SNAPSHOT
+        assert not reset or mode is Mode.SNAPSHOT
         deltas.append(delta)
     return deltas, tracker.text
 
@@ -112,19 +112,19 @@ AUTO_CASES = [
 
 @pytest.mark.parametrize("chunks,deltas,text", AUTO_CASES)
 def test_auto_heuristic(chunks, deltas, text):
-    assert run(DeltaMode.AUTO, chunks) == (deltas, text)
+    assert run(Mode.AUTO, chunks) == (deltas, text)
 
 
 @given(st.lists(st.text()))
 def test_append_never_loses_a_character(chunks):
-    deltas, text = run(DeltaMode.APPEND, chunks)
+    deltas, text = run(Mode.APPEND, chunks)
     assert deltas == chunks
     assert text == "".join(chunks)
 
 
 @given(st.lists(st.text()))
 def test_snapshot_of_growing_text_gives_each_extension(fragments):
-    tracker, text = Tracker(DeltaMode.SNAPSHOT), ""
+    tracker, text = Tracker(Mode.SNAPSHOT), ""
     for fragment in fragments:
         text += fragment
         assert tracker.add(text) == (fragment, False)
@@ -146,12 +146,12 @@ def test_snapshot_of_growing_text_gives_each_extension(fragments):
     ],
 )
 def test_snapshot(chunks, expected, text):
-    tracker = Tracker(DeltaMode.SNAPSHOT)
+    tracker = Tracker(Mode.SNAPSHOT)
     assert [tuple(tracker.add(c)) for c in chunks] == expected
     assert tracker.text == text
 
 
-@pytest.mark.parametrize("mode", list(DeltaMode))
+@pytest.mark.parametrize("mode", list(Mode))
 def test_a_new_tracker_has_empty_text(mode):
     assert Tracker(mode).text == ""
 
@@ -160,7 +160,7 @@ def test_a_new_tracker_has_empty_text(mode):
 
 
 def test_append_text_limit_counts_utf8_bytes_and_changes_nothing():
-    tracker = Tracker(DeltaMode.APPEND)
+    tracker = Tracker(Mode.APPEND)
     tracker.add("aé", max_text_bytes=5)  # 3 bytes
     with pytest.raises(ResourceExhausted):
         tracker.add("éa", max_text_bytes=5)  # would be 6 bytes, though 4 code points
@@ -170,7 +170,7 @@ def test_append_text_limit_counts_utf8_bytes_and_changes_nothing():
 
 
 def test_auto_text_limit_leaves_last_seen_as_it_was():
-    tracker = Tracker(DeltaMode.AUTO)
+    tracker = Tracker(Mode.AUTO)
     tracker.add("abc", max_text_bytes=6)
     with pytest.raises(ResourceExhausted):
         tracker.add("xyzw", max_text_bytes=6)  # a fragment: "abcxyzw" is 7 bytes
@@ -182,7 +182,7 @@ def test_auto_text_limit_leaves_last_seen_as_it_was():
 
 
 def test_snapshot_text_limit_applies_to_rewrites_too():
-    tracker = Tracker(DeltaMode.SNAPSHOT)
+    tracker = Tracker(Mode.SNAPSHOT)
     tracker.add("abc", max_text_bytes=4)
     with pytest.raises(ResourceExhausted):
         tracker.add("abcde", max_text_bytes=4)
@@ -195,7 +195,7 @@ def test_snapshot_text_limit_applies_to_rewrites_too():
 
 
 def test_text_limit_refuses_a_first_chunk_too():
-    for mode in DeltaMode:
+    for mode in Mode:
         tracker = Tracker(mode)
         with pytest.raises(ResourceExhausted):
             tracker.add("€€", max_text_bytes=5)

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from client import JsonBuilder
 from client._convert import chunk_update
 from server import _wire
-from server.engine import StreamingParser
+from server.engine import Mode
+from server.streams import Streams
 
-APPEND = 2
+APPEND = Mode.APPEND
 
 # Pointer syntax and the escapes themselves, glued together, beside any other text.
 keys = st.lists(
@@ -43,7 +44,7 @@ def documents(draw: st.DrawFn) -> tuple[object, list[str]]:
 def rebuilt(chunks: list[str]):
     """(the client's JsonBuilder, the final update) after `chunks` went through the json
     processor, the wire encoding and the client's conversion, the last one final."""
-    parser = StreamingParser()
+    parser = Streams()
     builder = JsonBuilder()
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import pytest
 from helpers import apply_ops, loads_exact
 
-from server.engine import Limits, NotFound, StreamingParser
+from server.engine import Limits, Mode, NotFound
+from server.streams import Streams
 
-APPEND, SNAPSHOT = 2, 3
+APPEND, SNAPSHOT = Mode.APPEND, Mode.SNAPSHOT
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,6 @@ class Refusal:
 REFUSALS = {
     "another processor": Refusal("FAILED_PRECONDITION", kwargs={"processor_type": "json"}),
     "another mode": Refusal("FAILED_PRECONDITION", kwargs={"mode": SNAPSHOT}),
-    "a mode outside the enum": Refusal("INVALID_ARGUMENT", kwargs={"mode": 9}),
     "an unknown processor": Refusal("INVALID_ARGUMENT", kwargs={"processor_type": "nope"}),
     "a chunk over --max-chunk-bytes": Refusal(
         "RESOURCE_EXHAUSTED", chunk="é" * 9, limits=Limits(max_chunk_bytes=17)
@@ -58,8 +58,8 @@ NEW_ID_REFUSALS = {
 }
 
 
-def _open(limits: Limits) -> StreamingParser:
-    parser = StreamingParser(limits)
+def _open(limits: Limits) -> Streams:
+    parser = Streams(limits)
     first = parser.process("open", "hello", mode=APPEND, sequence=1)
     assert first.error is None
     return parser
@@ -73,7 +73,7 @@ def _assert_refused(result, refusal: Refusal, chunk_id: str, sequence: int) -> N
     assert not result.duplicate and not result.reset
 
 
-def _assert_still_open(parser: StreamingParser) -> None:
+def _assert_still_open(parser: Streams) -> None:
     info = parser.complete_text("open")
     assert (info.text, info.last_sequence) == ("hello", 1)
     done = parser.process("open", "!", final=True, sequence=2)
@@ -113,7 +113,7 @@ def test_a_refused_final_for_a_new_id_creates_nothing(refusal: Refusal) -> None:
 
 def test_a_refused_final_after_invalid_json_keeps_the_id_open() -> None:
     """Invalid JSON is applied, not refused; a refusal after it still finishes nothing."""
-    parser = StreamingParser()
+    parser = Streams()
     bad = parser.process("j", "{x", processor_type="json", sequence=1)
     assert bad.error is not None and bad.delta == "{x"
     refused = parser.process("j", "}", processor_type="text", final=True, sequence=2)
@@ -128,7 +128,7 @@ def test_a_refused_final_after_invalid_json_keeps_the_id_open() -> None:
 def test_a_json_final_refused_for_its_size_leaves_the_reader_where_it_was() -> None:
     """The refused final was already read by the id's JSON reader: the id must go on from
     the text before it, so the ops of the answers that were given still rebuild the value."""
-    parser = StreamingParser(Limits(max_response_bytes=4000))
+    parser = Streams(Limits(max_response_bytes=4000))
     first = parser.process("j", '{"a": "' + "x" * 500, processor_type="json", mode=APPEND)
     refused = parser.process("j", "y" * 2000 + '", "b": [1, 2]}', final=True)
     assert refused.error.status_hint == "RESOURCE_EXHAUSTED" and not refused.final
@@ -143,7 +143,7 @@ def test_a_json_final_refused_for_its_size_leaves_the_reader_where_it_was() -> N
 
 
 def test_a_json_final_refused_for_its_size_after_invalid_json_stays_without_output() -> None:
-    parser = StreamingParser(Limits(max_response_bytes=4000))
+    parser = Streams(Limits(max_response_bytes=4000))
     bad = parser.process("j", "[1 2", processor_type="json", mode=APPEND)
     assert bad.error.status_hint == "INVALID_ARGUMENT"
     refused = parser.process("j", "]" * 2000, final=True)
@@ -156,7 +156,7 @@ def test_a_json_final_refused_for_its_size_after_invalid_json_stays_without_outp
 def test_a_changed_processor_or_mode_is_named_in_the_refusal() -> None:
     """The message names what the id uses and what the request asked for: the processor when
     that differs, else the mode, even when the request repeats the id's own processor."""
-    parser = StreamingParser()
+    parser = Streams()
     parser.process("id", "[", processor_type="json", mode=APPEND)
     messages = {
         "processor": parser.process("id", "1", processor_type="plan").error.message,
@@ -172,7 +172,7 @@ def test_a_changed_processor_or_mode_is_named_in_the_refusal() -> None:
 
 @pytest.mark.parametrize("mode", [1, APPEND, SNAPSHOT])
 def test_a_text_over_its_limit_is_refused_naming_both_sizes(mode: int) -> None:
-    parser = StreamingParser(Limits(max_text_bytes=10))
+    parser = Streams(Limits(max_text_bytes=10))
     parser.process("id", "abcdé", mode=mode)  # 6 bytes
     chunk = "abcdé" + "fghij" if mode == SNAPSHOT else "fghij"
     refused = parser.process("id", chunk)
@@ -181,7 +181,7 @@ def test_a_text_over_its_limit_is_refused_naming_both_sizes(mode: int) -> None:
 
 
 def test_a_plan_final_refused_for_its_size_goes_on_under_its_own_id() -> None:
-    parser = StreamingParser(Limits(max_response_bytes=4000))
+    parser = Streams(Limits(max_response_bytes=4000))
     parser.process("p", '{"plan_markdown": "ab', processor_type="plan", mode=APPEND)
     refused = parser.process("p", "c" * 2000 + '"}', final=True)
     assert refused.error.status_hint == "RESOURCE_EXHAUSTED" and not refused.final

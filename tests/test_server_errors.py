@@ -8,7 +8,7 @@ from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 from grpc_server import TIMEOUT, Conversation, InProcessServer
 
-from server.engine import StreamingParser
+from server.streams import Streams
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
@@ -217,7 +217,7 @@ class TestUnaryCalls:
         assert (again.duplicate, again.delta) == (False, "b")
 
 
-class _BrokenParser(StreamingParser):
+class _BrokenParser(Streams):
     """A parser with a bug: every call raises an exception that quotes the caller's text."""
 
     def process(self, chunk_id: str, chunk: str, **options):

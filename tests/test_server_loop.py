@@ -22,7 +22,7 @@ APPEND = pb.DELTA_MODE_APPEND
 
 
 def held_lock(server, chunk_id: str) -> threading.Lock:
-    state = server.parser.store.live(("", chunk_id))
+    state = server.streams.store.live(("", chunk_id))
     assert state is not None
     return state.lock
 

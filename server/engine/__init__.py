@@ -1,4 +1,5 @@
-"""The streaming engine: chunk tracking, incremental JSON reading, processors. No I/O."""
+"""The streaming engine: one id's session (tracker, incremental JSON reader, processor).
+Sans-I/O: no threads, clocks, logging, plugin discovery or wire format."""
 
 from ._errors import (
     EngineError,
@@ -20,10 +21,13 @@ from ._outputs import (
     ReasoningText,
     Set,
 )
-from ._parser import StreamingParser
+from ._processors import BUILTIN_PROCESSORS, Processor, ProcessorFactory
 from ._results import ChunkResult, TextInfo
+from ._session import Session
+from ._tracker import Mode
 
 __all__ = [
+    "BUILTIN_PROCESSORS",
     "Append",
     "ChunkResult",
     "End",
@@ -33,14 +37,17 @@ __all__ = [
     "InvalidArgument",
     "JsonOp",
     "Limits",
+    "Mode",
     "NotFound",
     "Output",
     "PartialJson",
+    "Processor",
+    "ProcessorFactory",
     "ProcessorFailed",
     "ReasoningFile",
     "ReasoningText",
     "ResourceExhausted",
+    "Session",
     "Set",
-    "StreamingParser",
     "TextInfo",
 ]

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from json.decoder import scanstring
 from operator import attrgetter
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from ._errors import InvalidArgument
 from ._jsonreader import (
@@ -50,6 +50,23 @@ from ._outputs import (
     ReasoningText,
     Set,
 )
+
+
+class Processor(Protocol):
+    """One id's processor, as the session calls it (see the module's docstring). It may
+    also have ``held_bytes`` and ``growth_bound(text)``, for the memory budget."""
+
+    def process(
+        self, new_text: str, *, final: bool, complete_text: Callable[[], str]
+    ) -> Output | None: ...
+
+
+class ProcessorFactory(Protocol):
+    """Makes an id's processor. It may also have a ``description`` (a str, for
+    ListProcessors) and ``reads_text = False`` (it shows nothing: never made or called)."""
+
+    def __call__(self, chunk_id: str, *, max_json_depth: int) -> Processor: ...
+
 
 LOADING = "loading"
 COMPLETED = "completed"
@@ -457,7 +474,7 @@ class DashboardProcessor(_FilesProcessor):
     title = "Creating dashboard files..."
 
 
-BUILTIN_PROCESSORS = {
+BUILTIN_PROCESSORS: dict[str, ProcessorFactory] = {
     "text": TextProcessor,
     "json": JsonProcessor,
     "plan": PlanProcessor,

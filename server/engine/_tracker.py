@@ -34,12 +34,12 @@ import sys
 from ._errors import ResourceExhausted
 
 
-class DeltaMode(enum.IntEnum):
-    """How a chunk relates to the text so far; the proto's DeltaMode numbers."""
+class Mode(enum.Enum):
+    """How a chunk relates to the text so far (see above)."""
 
-    AUTO = 1
-    APPEND = 2
-    SNAPSHOT = 3
+    AUTO = "auto"
+    APPEND = "append"
+    SNAPSHOT = "snapshot"
 
 
 #: What a chunk adds: (text, reset). A plain tuple, not a NamedTuple: building one of those
@@ -50,9 +50,9 @@ _NO_CHANGE: Delta = ("", False)
 
 # Module constants: in Python 3.11 reading a member off its enum class costs ~0.2 µs, and
 # add() runs once per chunk.
-_APPEND = DeltaMode.APPEND
-_AUTO = DeltaMode.AUTO
-_SNAPSHOT = DeltaMode.SNAPSHOT
+_APPEND = Mode.APPEND
+_AUTO = Mode.AUTO
+_SNAPSHOT = Mode.SNAPSHOT
 
 
 _sizeof = sys.getsizeof
@@ -70,7 +70,7 @@ class Tracker:
 
     __slots__ = ("mode", "_buffer", "_snapshot", "_last_seen")
 
-    def __init__(self, mode: DeltaMode) -> None:
+    def __init__(self, mode: Mode) -> None:
         self.mode = mode
         self._buffer = bytearray()
         self._snapshot = ""

@@ -1,4 +1,4 @@
-"""The processor registry: "a Python package that exposes one under the entry-point group
+"""Processor discovery: "a Python package that exposes one under the entry-point group
 `chunkwise.processors` appears in `ListProcessors`", and one bad package must not stop
 the server. In-process, with the entry points faked (tests/test_engine_plugins.py installs
 a real package)."""
@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from server.engine import StreamingParser, _registry
+from server import plugins as _registry
 from server.engine._processors import BUILTIN_PROCESSORS
+from server.streams import Streams
 
 
 @dataclass
@@ -56,14 +57,14 @@ class Records(logging.Handler):
         self.records.append(record)
 
     def at(self, level: int) -> list[tuple[str, str]]:
-        return [(r.getMessage(), r.processor) for r in self.records if r.levelno == level]
+        return [(r.getMessage(), r.fields["processor"]) for r in self.records if r.levelno == level]
 
 
 @pytest.fixture
 def logged():
-    """The engine logger's records, on a handler of its own: the server's logging setup,
+    """The plugin logger's records, on a handler of its own: the server's logging setup,
     run by other tests, may stop them from reaching the root logger."""
-    logger = logging.getLogger("chunkwise.engine")
+    logger = logging.getLogger("chunkwise.plugins")
     handler, level = Records(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
@@ -74,13 +75,13 @@ def logged():
 
 def test_plugins_are_listed_beside_the_builtins(monkeypatch, logged) -> None:
     install(monkeypatch, FakeEntryPoint("echo", Echo), FakeEntryPoint("quiet", Undescribed))
-    listed = dict(StreamingParser().processors())
+    listed = dict(Streams().processors())
     assert set(listed) == set(BUILTIN_PROCESSORS) | {"echo", "quiet"}
     assert listed["echo"] == "Says nothing new."
     assert listed["quiet"] == ""
     assert all(listed[name] for name in BUILTIN_PROCESSORS)
     assert logged.records == []
-    result = StreamingParser().process("id", "text", processor_type="echo")
+    result = Streams().process("id", "text", processor_type="echo")
     assert result.error is None and result.output is None
 
 

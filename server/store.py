@@ -1,9 +1,10 @@
 """Where per-id state lives: in this process's memory.
 
-Keys are (namespace, chunk_id). The store's lock is held only for dictionary and counter
-work, never while a chunk is parsed: each id's state has its own lock (``IdState.lock``), so
-different ids progress in parallel. Everything an id holds can be rebuilt from its tracked
-text, its mode, processor name and last sequence, which is what a shared store would keep.
+Keys are (namespace, chunk_id); each live id's state holds its engine Session. The store's
+lock is held only for dictionary and counter work, never while a chunk is read: each id's
+state has its own lock (``IdState.lock``), so different ids progress in parallel.
+Everything an id holds can be rebuilt from its tracked text, its mode, processor name and
+last sequence, which is what a shared store would keep.
 
 Expiry: ``_live`` and ``_finished`` are ordered by last touch, oldest first, so a sweep
 pops from the front and stops at the first id still fresh: its cost grows with what
@@ -12,7 +13,7 @@ expires, not with what is tracked.
 Memory accounting
 -----------------
 Every id is charged what it holds (``IdState.cost``: a fixed ``ID_COST`` plus its
-tracker's, processor's and kept responses' ``held_bytes``), and every finished id its
+session's and kept responses' ``held_bytes``), and every finished id its
 ``Finished.cost``. ``memory`` is their sum, kept per namespace too, and ``recount()``
 computes it again from scratch. A chunk first *reserves* the most it could add (its
 tracker's growth bound plus its processor's); the reservation is refused when the charged
@@ -29,11 +30,16 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from ._errors import ResourceExhausted
-from ._limits import Limits
-from ._outputs import Output, PartialJson, ReasoningFile, freeze, thaw
-from ._results import ChunkResult
-from ._tracker import DeltaMode, Tracker
+from server.engine import (
+    ChunkResult,
+    Limits,
+    Output,
+    PartialJson,
+    ReasoningFile,
+    ResourceExhausted,
+    Session,
+)
+from server.engine._outputs import freeze, thaw
 
 Key = tuple[str, str]
 
@@ -65,12 +71,7 @@ class IdState:
         "alive",
         "applied",
         "touched",
-        "processor_type",
-        "mode",
-        "tracker",
-        "processor",
-        "failed",
-        "last_sequence",
+        "session",
         "recent",
         "recent_bytes",
         "cost",
@@ -82,12 +83,7 @@ class IdState:
         self.alive = True  # False once removed from the store: callers look it up again
         self.applied = False  # False until a first request is applied
         self.touched = 0.0
-        self.processor_type = ""
-        self.mode = DeltaMode.AUTO
-        self.tracker: Tracker | None = None
-        self.processor = None
-        self.failed = False  # the text cannot be read: no more output, no more errors
-        self.last_sequence = 0
+        self.session: Session | None = None  # made by the first request
         # (sequence, delta, reset, *frozen output): see _outputs.freeze for why this form.
         self.recent: deque[tuple] = deque(maxlen=RECENT_RESPONSES)
         self.recent_bytes = 0
@@ -127,12 +123,9 @@ class IdState:
 
     def held_bytes(self) -> int:
         """What this id holds now, as the store charges it."""
+        session = self.session
         held = ID_COST + self.recent_bytes
-        if self.tracker is not None:
-            held += self.tracker.held_bytes
-        if self.processor is not None:
-            held += getattr(self.processor, "held_bytes", 0)
-        return held
+        return held if session is None else held + session.held_bytes
 
 
 #: The least a kept output's piece (a JSON op's two strings, a file's seven fields) costs.
@@ -324,9 +317,10 @@ class MemoryStore:
                 # Cleared or expired while its final was in flight: as if that came after.
                 return
             self._forget_live(key, state)
-            if not state.last_sequence:
+            last_sequence = state.session.last_sequence if state.session is not None else 0
+            if not last_sequence:
                 return
-            finished = Finished(state.last_sequence, now)
+            finished = Finished(last_sequence, now)
             total = self._total
             tenant = state.usage
             room = min(

@@ -1,0 +1,248 @@
+"""Streams: every tracked id's session, kept in a store; the one object a servicer calls.
+
+It checks a request, finds or makes the id's state in the store, and under that id's lock
+reserves memory, feeds the chunk to the id's Session and settles. Every refusal is an
+EngineError returned in the result, and a refused request changes nothing. The answers to
+numbered chunks are kept for their duplicates; a session is dropped once its final is
+applied, and the store remembers its last sequence (and, room permitting, its final answer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from server.engine import (
+    ChunkResult,
+    EngineError,
+    InvalidArgument,
+    Limits,
+    Mode,
+    NotFound,
+    ProcessorFactory,
+    ResourceExhausted,
+    Session,
+    TextInfo,
+)
+from server.engine._outputs import freeze, thaw
+from server.plugins import describe, load_processors
+from server.store import (
+    RECENT_RESPONSE_BYTES,
+    Finished,
+    IdState,
+    Key,
+    MemoryStore,
+    kept_bytes,
+)
+
+_EXPIRY_BATCH = 1000
+#: A kept response of the text processor beyond 4 bytes a character of its delta: its
+#: tuple of four (72 bytes) and the delta's str header (at most 80 bytes, with 4-byte
+#: characters and its terminator).
+_TEXT_KEPT_OVERHEAD = 160
+
+
+class Streams:
+    """Tracks text per (namespace, chunk id) and runs each id's session over it.
+
+    Thread-safe: calls on different ids run in parallel, calls on one id one at a time.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        processors: Mapping[str, ProcessorFactory] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits or Limits()
+        self._clock = clock
+        self._store = MemoryStore(self.limits)
+        self._factories = dict(load_processors() if processors is None else processors)
+
+    def process(
+        self,
+        chunk_id: str,
+        chunk: str,
+        *,
+        processor_type: str = "",
+        mode: Mode | None = None,
+        final: bool = False,
+        sequence: int = 0,
+        namespace: str = "",
+        wait: bool = True,
+    ) -> ChunkResult | None:
+        """Apply one chunk; never raises an EngineError: a refusal comes back as
+        `ChunkResult.error`. `mode` None means the id's own (AUTO for a new id).
+        Ids live per `namespace` (a tenant): the same id in two namespaces is two ids.
+
+        With `wait=False` it returns None, having done nothing, when another call holds
+        the id: an event loop then hands the request to a thread rather than wait."""
+        try:
+            self._check_request(chunk_id, chunk, processor_type)
+            key = (namespace, chunk_id)
+            while True:
+                entry = self._store.open(key, sequence, self._clock())
+                if isinstance(entry, Finished):
+                    return _finished_duplicate(chunk_id, sequence, final, entry)
+                lock = entry.lock
+                # acquire/release, not `with`: see MemoryStore.open.
+                if not lock.acquire(wait):
+                    return None
+                try:
+                    if entry.alive:
+                        return self._apply(key, entry, chunk, processor_type, mode, final, sequence)
+                finally:
+                    lock.release()
+        except EngineError as exc:
+            return ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc)
+
+    def complete_text(self, chunk_id: str, *, namespace: str = "") -> TextInfo:
+        """Raises InvalidArgument for a bad id, NotFound for an untracked one. Waits for a
+        chunk of the id in flight, and decodes the whole text: call it off the event loop."""
+        self._check_id(chunk_id)
+        state = self._store.live((namespace, chunk_id))
+        if state is not None:
+            with state.lock:
+                session = state.session
+                if state.alive and state.applied and session is not None:
+                    return TextInfo(session.text, session.last_sequence, session.processor_type)
+        raise NotFound(f"chunk id {chunk_id!r} is not tracked")
+
+    def clear(self, chunk_id: str, *, namespace: str = "") -> bool:
+        """Forget the id; False when nothing was tracked. Raises InvalidArgument for a bad id.
+        A chunk of the id in flight finishes as if it had come first."""
+        self._check_id(chunk_id)
+        return self._store.remove((namespace, chunk_id))
+
+    def processors(self) -> list[tuple[str, str]]:
+        """(name, description) of every processor, sorted by name."""
+        return sorted((name, describe(factory)) for name, factory in self._factories.items())
+
+    def expire(self) -> int:
+        """Forget ids idle past the TTL; returns how many. Call it every second or so.
+        The store is locked for a batch at a time, never for the whole sweep."""
+        now = self._clock()
+        expired = batch = self._store.expire(now, _EXPIRY_BATCH)
+        while batch == _EXPIRY_BATCH:
+            batch = self._store.expire(now, _EXPIRY_BATCH)
+            expired += batch
+        return expired
+
+    @property
+    def store(self) -> MemoryStore:
+        return self._store
+
+    # -- one request -----------------------------------------------------------------------
+
+    def _check_id(self, chunk_id: str) -> None:
+        if not chunk_id:
+            raise InvalidArgument("chunk_id is empty")
+        limit = self.limits.max_id_bytes
+        if len(chunk_id) * 4 > limit and (size := len(chunk_id.encode())) > limit:
+            raise InvalidArgument(f"chunk_id is {size} bytes, over the limit of {limit} bytes")
+
+    def _check_request(self, chunk_id: str, chunk: str, processor_type: str) -> None:
+        self._check_id(chunk_id)
+        if processor_type and processor_type not in self._factories:
+            known = ", ".join(sorted(self._factories))
+            raise InvalidArgument(f"unknown processor {processor_type!r}; known: {known}")
+        limit = self.limits.max_chunk_bytes
+        if len(chunk) * 4 > limit and (size := len(chunk.encode())) > limit:
+            raise ResourceExhausted(f"chunk is {size} bytes, over the limit of {limit} bytes")
+
+    def _apply(
+        self,
+        key: Key,
+        state: IdState,
+        chunk: str,
+        processor_type: str,
+        mode: Mode | None,
+        final: bool,
+        sequence: int,
+    ) -> ChunkResult:
+        session = state.session
+        if session is None:
+            processor_type = processor_type or "text"
+            session = state.session = Session(
+                key[1],
+                processor_type=processor_type,
+                factory=self._factories[processor_type],
+                mode=mode or Mode.AUTO,
+                limits=self.limits,
+            )
+            # The most the id's charged memory can grow by: see MemoryStore. A new id is
+            # charged all it holds.
+            reserved = session.growth_bound(chunk) + state.held_bytes()
+        else:
+            session.check(processor_type, mode)
+            if sequence and sequence <= session.last_sequence:
+                return _live_duplicate(key[1], sequence, state)
+            reserved = session.growth_bound(chunk)
+        if sequence:
+            if session.processor is None:
+                reserved += _TEXT_KEPT_OVERHEAD + 4 * len(chunk)
+            else:
+                reserved += RECENT_RESPONSE_BYTES
+        store = self._store
+        store.reserve(key, state, reserved)
+        try:
+            try:
+                result = session.feed(chunk, final=final, sequence=sequence)
+            except EngineError:
+                if not state.applied:
+                    store.discard(key, state)
+                raise
+            if not state.applied:
+                state.applied = True
+                store.admit(key, state)
+            if final:
+                # Positional: with keywords this costs twice as much, once per chunk.
+                kept = (sequence, result.delta, result.reset, result.complete_text)
+                kept += freeze(result.output)
+                store.finish(key, state, kept, kept_bytes(kept), self._clock())
+            elif sequence:
+                state.remember(result)
+            return result
+        finally:
+            store.settle(state, reserved)
+
+
+def _live_duplicate(chunk_id: str, sequence: int, state: IdState) -> ChunkResult:
+    first = state.recall(sequence)
+    if first is None:
+        return ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
+    delta, output, reset = first
+    return ChunkResult(
+        chunk_id=chunk_id,
+        sequence=sequence,
+        delta=delta,
+        output=output,
+        reset=reset,
+        duplicate=True,
+    )
+
+
+def _finished_duplicate(
+    chunk_id: str, sequence: int, final: bool, finished: Finished
+) -> ChunkResult:
+    # finished.final: (sequence, delta, reset, complete_text, *frozen output)
+    known = finished.final
+    if known is not None and known[0] == sequence:
+        return ChunkResult(
+            chunk_id=chunk_id,
+            sequence=sequence,
+            delta=known[1],
+            output=thaw(known[4:]),
+            final=True,
+            complete_text=known[3],
+            reset=known[2],
+            duplicate=True,
+        )
+    return ChunkResult(
+        chunk_id=chunk_id,
+        sequence=sequence,
+        final=final,
+        complete_text=known[3] if final and known is not None else "",
+        duplicate=True,
+    )
