@@ -3,52 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from types import TracebackType
 
 import grpc
 from chunkwise.v1 import streaming_pb2
 
 from . import _convert
-from ._base import (
-    DEFAULT_MAX_RECEIVE_BYTES,
-    DEFAULT_TARGET,
-    BaseClient,
-    BaseStream,
-    closing_chunk,
-)
+from ._base import BaseClient, BaseStream
 from ._errors import NotFound, ProtocolError, map_grpc_errors
+from ._feed import FeedPlan
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
-from ._retry import Retry
 
 
 class AsyncClient(BaseClient):
     """An asyncio chunkwise client over one grpc.aio channel; arguments as for ``Client``."""
 
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        timeout: float | None = None,
-        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
-        retries: int | Retry = 4,
-        credentials: grpc.ChannelCredentials | None = None,
-        token: str | None = None,
-        channel: grpc.aio.Channel | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        random_fraction: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            max_receive_bytes=max_receive_bytes,
-            retries=retries,
-            credentials=credentials,
-            token=token,
-            random_fraction=random_fraction,
-        )
-        self._sleep = sleep
-        self._attach(channel, grpc.aio.insecure_channel, grpc.aio.secure_channel)
+    _insecure_channel = staticmethod(grpc.aio.insecure_channel)
+    _secure_channel = staticmethod(grpc.aio.secure_channel)
+    _default_sleep = staticmethod(asyncio.sleep)
 
     def stream(self, *, raise_on_error: bool = False, timeout: float | None = None) -> AsyncStream:
         """A ProcessChunks session: ``await send(...)``, ``async for`` the updates."""
@@ -65,14 +38,10 @@ class AsyncClient(BaseClient):
         raise_on_error: bool = False,
     ) -> AsyncIterator[ChunkUpdate]:
         """As ``Client.process``; ``chunks`` may be an async iterable, read in a task."""
-        _convert.mode_number(mode)
-        if isinstance(chunks, str):
-            raise TypeError("chunks must be an iterable of str, not a str")
+        plan = FeedPlan(chunk_id, chunks, processor_type=processor_type, mode=mode, final=final)
         async with self.stream(raise_on_error=raise_on_error) as stream:
             feeding = _Feeding()
-            feeder = asyncio.ensure_future(
-                _feed(stream, feeding, chunk_id, chunks, processor_type, mode, final)
-            )
+            feeder = asyncio.ensure_future(_feed(stream, feeding, plan))
             try:
                 while await stream._wait_for_unanswered(feeding):
                     yield await stream.receive()
@@ -275,37 +244,18 @@ class _Feeding:
     done = False
 
 
-async def _feed(
-    stream: AsyncStream,
-    feeding: _Feeding,
-    chunk_id: str,
-    chunks: Iterable[str] | AsyncIterable[str],
-    processor_type: str,
-    mode: Mode | None,
-    final: bool,
-) -> None:
+async def _feed(stream: AsyncStream, feeding: _Feeding, plan: FeedPlan) -> None:
     """Sends the chunks of ``AsyncClient.process``; wakes the reader when done."""
-    options = {"processor_type": processor_type, "mode": mode}
     try:
-        if isinstance(chunks, Sequence):
-            for index, chunk in enumerate(chunks):
-                await stream.send(
-                    chunk_id, chunk, final=final and index == len(chunks) - 1, **options
-                )
-            if final and not chunks:
-                await stream.send(chunk_id, "", final=True, **options)
-            return
-        previous = ""
-        if isinstance(chunks, AsyncIterable):
-            async for chunk in chunks:
-                await stream.send(chunk_id, chunk, **options)
-                previous = chunk
+        if isinstance(plan.chunks, AsyncIterable):
+            async for chunk in plan.chunks:
+                await stream.send(**plan.send(chunk)._asdict())
         else:
-            for chunk in chunks:
-                await stream.send(chunk_id, chunk, **options)
-                previous = chunk
-        if final:
-            await stream.send(chunk_id, closing_chunk(mode, previous), final=True, **options)
+            for chunk in plan.chunks:
+                await stream.send(**plan.send(chunk)._asdict())
+        closing = plan.closing()
+        if closing is not None:
+            await stream.send(**closing._asdict())
     finally:
         feeding.done = True
         async with stream._sent:

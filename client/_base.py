@@ -1,7 +1,7 @@
 """What the sync and the async client share: settings, request building, answer handling.
 
-Nothing here does I/O; ``Client`` and ``AsyncClient`` wrap it with their own channel, call
-and sleep.
+Nothing here does I/O; ``Client`` and ``AsyncClient`` name their channel factories and
+sleep, and make the calls. (A channel connects on its first call, not when it is made.)
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import grpc
 from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
@@ -35,6 +35,17 @@ MAX_SEQUENCE = 2**64 - 1
 
 
 class BaseClient:
+    """The settings and the pure logic of ``Client`` and ``AsyncClient``.
+
+    Each client names how it dials and waits (grpc's or grpc.aio's channel factories,
+    ``time.sleep`` or ``asyncio.sleep``) in the class attributes below, so that the
+    constructor, its arguments and their checks are written here once.
+    """
+
+    _insecure_channel: ClassVar[Callable[..., Any]]
+    _secure_channel: ClassVar[Callable[..., Any]]
+    _default_sleep: ClassVar[Callable[[float], Any]]
+
     def __init__(
         self,
         target: str = DEFAULT_TARGET,
@@ -44,8 +55,25 @@ class BaseClient:
         retries: int | Retry = 4,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
+        channel: grpc.Channel | grpc.aio.Channel | None = None,
+        sleep: Callable[[float], None] | Callable[[float], Awaitable[None]] | None = None,
         random_fraction: Callable[[], float] | None = None,
     ) -> None:
+        """A client of the server at ``target``; gRPC connects on the first call.
+
+        ``target``             "host:port" of the server
+        ``timeout``            seconds for each unary call; streams take their own
+        ``max_receive_bytes``  the channel's receive limit; final answers can be large
+        ``retries``            retries after UNAVAILABLE, or a Retry for the backoff too
+        ``credentials``        grpc.ssl_channel_credentials(...) for TLS; None: plaintext
+        ``token``              sent as "authorization: Bearer <token>" on every call
+        ``channel``            a ready channel to use instead of dialling ``target`` (tests): a
+                               grpc.Channel for Client, a grpc.aio.Channel for AsyncClient; the
+                               client does not close it
+        ``sleep``              how to wait between retries (tests pass a fake clock's); None:
+                               time.sleep for Client, asyncio.sleep for AsyncClient
+        ``random_fraction``    the source of backoff jitter, uniform in [0, 1) (tests pin it)
+        """
         if not isinstance(target, str) or not target:
             raise ValueError(f"target must be 'host:port', not {target!r}")
         if timeout is not None and timeout <= 0:
@@ -60,8 +88,15 @@ class BaseClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
+        self._sleep = sleep or self._default_sleep
         self._random_fraction = random_fraction or random.random
         self._sequencer = Sequencer()
+        self._owns_channel = channel is None
+        if channel is None:
+            channel = self._dial()
+        self._channel = channel
+        self._stub = streaming_pb2_grpc.StreamingParserStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
 
     def continue_after(self, chunk_id: str, sequence: int) -> None:
         """Number the next chunk of ``chunk_id`` ``sequence + 1``, on every stream of this client.
@@ -92,26 +127,11 @@ class BaseClient:
             )
         self._sequencer.continue_after(chunk_id, sequence)
 
-    def _attach(
-        self,
-        channel: Any,
-        insecure_channel: Callable[..., Any],
-        secure_channel: Callable[..., Any],
-    ) -> None:
-        """Use ``channel``, or dial ``target`` with the factories of grpc or grpc.aio."""
-        self._owns_channel = channel is None
-        if channel is None:
-            options = self._channel_options()
-            if self._credentials is None:
-                channel = insecure_channel(self.target, options=options)
-            else:
-                channel = secure_channel(self.target, self._credentials, options=options)
-        self._channel = channel
-        self._stub = streaming_pb2_grpc.StreamingParserStub(channel)
-        self._health = health_pb2_grpc.HealthStub(channel)
-
-    def _channel_options(self) -> list[tuple[str, int]]:
-        return [("grpc.max_receive_message_length", self.max_receive_bytes)]
+    def _dial(self) -> Any:
+        options = [("grpc.max_receive_message_length", self.max_receive_bytes)]
+        if self._credentials is None:
+            return self._insecure_channel(self.target, options=options)
+        return self._secure_channel(self.target, self._credentials, options=options)
 
     def _retry_delay(self, exc: grpc.RpcError, failures: int, call: str) -> float | None:
         """Seconds to wait before trying again after the ``failures``-th failure in a row,
@@ -211,9 +231,3 @@ class BaseStream:
         if delay is not None:
             logger.info("resuming stream", extra={"fields": {"unanswered": len(self._outstanding)}})
         return delay
-
-
-def closing_chunk(mode: Mode | None, last_chunk: str) -> str:
-    """What a final chunk sent after the last one carries so that it adds nothing: the last
-    snapshot again in "snapshot" mode (a shorter one would be a rewrite), else nothing."""
-    return last_chunk if mode == "snapshot" else ""

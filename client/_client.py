@@ -5,23 +5,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 import grpc
 from chunkwise.v1 import streaming_pb2
 
 from . import _convert
-from ._base import (
-    DEFAULT_MAX_RECEIVE_BYTES,
-    DEFAULT_TARGET,
-    BaseClient,
-    BaseStream,
-    closing_chunk,
-)
+from ._base import BaseClient, BaseStream
 from ._errors import NotFound, ProtocolError, map_grpc_errors
+from ._feed import FeedPlan
 from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
-from ._retry import Retry
 
 _END = object()
 
@@ -32,44 +26,11 @@ def _requests_from(pipe: queue.Queue) -> Iterator[streaming_pb2.ProcessChunksReq
 
 
 class Client(BaseClient):
-    """A blocking chunkwise client over one gRPC channel.
+    """A blocking chunkwise client over one gRPC channel; ``__init__`` lists its arguments."""
 
-    ``target``             "host:port" of the server
-    ``timeout``            seconds for each unary call; streams take their own
-    ``max_receive_bytes``  the channel's receive limit; final answers can be large
-    ``retries``            retries after UNAVAILABLE, or a Retry for the backoff too
-    ``credentials``        grpc.ssl_channel_credentials(...) for TLS; None: plaintext
-    ``token``              sent as "authorization: Bearer <token>" on every call
-    ``channel``            a ready channel to use instead of dialling ``target`` (tests); the
-                           client does not close it
-    ``sleep``              how to wait between retries (tests pass a fake clock's)
-    ``random_fraction``    the source of backoff jitter, uniform in [0, 1) (tests pin it)
-    """
-
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        timeout: float | None = None,
-        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
-        retries: int | Retry = 4,
-        credentials: grpc.ChannelCredentials | None = None,
-        token: str | None = None,
-        channel: grpc.Channel | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        random_fraction: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            max_receive_bytes=max_receive_bytes,
-            retries=retries,
-            credentials=credentials,
-            token=token,
-            random_fraction=random_fraction,
-        )
-        self._sleep = sleep
-        self._attach(channel, grpc.insecure_channel, grpc.secure_channel)
+    _insecure_channel = staticmethod(grpc.insecure_channel)
+    _secure_channel = staticmethod(grpc.secure_channel)
+    _default_sleep = staticmethod(time.sleep)
 
     def stream(self, *, raise_on_error: bool = False, timeout: float | None = None) -> Stream:
         """A ProcessChunks session: ``send`` chunks, iterate for their updates.
@@ -96,11 +57,9 @@ class Client(BaseClient):
         last one again). The chunks are read on a thread of their own, so a slow generator
         (an LLM's output, say) gets each update as soon as its chunk is answered.
         """
-        _convert.mode_number(mode)
-        if isinstance(chunks, str):
-            raise TypeError("chunks must be an iterable of str, not a str")
+        plan = FeedPlan(chunk_id, chunks, processor_type=processor_type, mode=mode, final=final)
         with self.stream(raise_on_error=raise_on_error) as stream:
-            feeder = _Feeder(stream, chunk_id, chunks, processor_type, mode, final)
+            feeder = _Feeder(stream, plan)
             feeder.start()
             try:
                 while stream._wait_for_unanswered(feeder):
@@ -306,22 +265,10 @@ class Stream(BaseStream):
 class _Feeder(threading.Thread):
     """Sends the chunks of ``Client.process`` from a thread of its own."""
 
-    def __init__(
-        self,
-        stream: Stream,
-        chunk_id: str,
-        chunks: Iterable[str],
-        processor_type: str,
-        mode: Mode | None,
-        final: bool,
-    ) -> None:
-        super().__init__(name=f"chunkwise-feeder-{chunk_id}", daemon=True)
+    def __init__(self, stream: Stream, plan: FeedPlan) -> None:
+        super().__init__(name=f"chunkwise-feeder-{plan.chunk_id}", daemon=True)
         self._stream = stream
-        self._chunk_id = chunk_id
-        self._chunks = chunks
-        self._processor_type = processor_type
-        self._mode = mode
-        self._final = final
+        self._plan = plan
         self._stopped = threading.Event()
         self._error: BaseException | None = None
         self.done = False
@@ -337,26 +284,13 @@ class _Feeder(threading.Thread):
                 self._stream._condition.notify_all()
 
     def _feed(self) -> None:
-        send = self._stream.send
-        options = {"processor_type": self._processor_type, "mode": self._mode}
-        if isinstance(self._chunks, Sequence):
-            last = len(self._chunks) - 1
-            for index, chunk in enumerate(self._chunks):
-                if self._stopped.is_set():
-                    return
-                send(self._chunk_id, chunk, final=self._final and index == last, **options)
-            if last >= 0 or not self._final:
-                return
-            send(self._chunk_id, "", final=True, **options)
-            return
-        previous = ""
-        for chunk in self._chunks:
+        for chunk in self._plan.chunks:
             if self._stopped.is_set():
                 return
-            send(self._chunk_id, chunk, **options)
-            previous = chunk
-        if self._final and not self._stopped.is_set():
-            send(self._chunk_id, closing_chunk(self._mode, previous), final=True, **options)
+            self._stream.send(**self._plan.send(chunk)._asdict())
+        closing = self._plan.closing()
+        if closing is not None and not self._stopped.is_set():
+            self._stream.send(**closing._asdict())
 
     def stop(self) -> None:
         self._stopped.set()

@@ -1,5 +1,7 @@
 """The client's public names: a change to them is a change to its API, made on purpose."""
 
+import inspect
+
 import client
 
 EXPECTED = [
@@ -63,3 +65,21 @@ def test_the_sync_and_async_clients_have_the_same_methods_in_the_same_order():
 
     assert methods(client.Client) == methods(client.AsyncClient)
     assert methods(client.Stream) == methods(client.AsyncStream)
+
+
+def test_both_clients_take_the_same_arguments_with_the_same_defaults():
+    arguments = {
+        "target": "127.0.0.1:50051",
+        "timeout": None,
+        "max_receive_bytes": 64 * 1024 * 1024,
+        "retries": 4,
+        "credentials": None,
+        "token": None,
+        "channel": None,
+        "sleep": None,
+        "random_fraction": None,
+    }
+    for cls in (client.Client, client.AsyncClient):
+        parameters = inspect.signature(cls).parameters.values()
+        assert {p.name: p.default for p in parameters} == arguments
+        assert [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD] == ["target"]
