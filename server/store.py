@@ -154,7 +154,7 @@ class Finished:
     last_sequence: int
     finished_at: float
     #: (sequence, delta, reset, complete_text, *frozen output) of the final response.
-    final: tuple | None = field(default=None)
+    final_answer: tuple | None = field(default=None)
     cost: int = FINISHED_COST
 
 
@@ -308,9 +308,11 @@ class MemoryStore:
                 del self._live[key]
                 state.alive = False
 
-    def finish(self, key: Key, state: IdState, final: tuple, final_bytes: int, now: float) -> None:
+    def finish(
+        self, key: Key, state: IdState, final_answer: tuple, final_bytes: int, now: float
+    ) -> None:
         """The id's final was applied: it stops being live, and its last sequence (and,
-        room permitting, its final response `final`, a tuple of `final_bytes`, for
+        room permitting, its final answer, a tuple of `final_bytes`, for
         duplicates) is remembered."""
         with self._lock:
             if not state.alive:
@@ -327,8 +329,8 @@ class MemoryStore:
                 total.max_memory - total.memory - total.reserved,
                 tenant.max_memory - tenant.memory - tenant.reserved,
             )
-            if final[0] and final_bytes <= min(FINAL_KEPT_BYTES, room - FINISHED_COST):
-                finished.final = final
+            if final_answer[0] and final_bytes <= min(FINAL_KEPT_BYTES, room - FINISHED_COST):
+                finished.final_answer = final_answer
                 finished.cost += final_bytes
                 self._final_results[key] = final_bytes
                 self._tenant_finals[key[0]][key] = None
@@ -465,6 +467,6 @@ class MemoryStore:
         del self._tenant_finals[key[0]][key]
         self._final_bytes -= size
         finished = self._finished[key]
-        finished.final = None
+        finished.final_answer = None
         finished.cost -= size
         self._charge(key[0], -size)

@@ -226,8 +226,8 @@ def _live_duplicate(chunk_id: str, sequence: int, state: IdState) -> ChunkResult
 def _finished_duplicate(
     chunk_id: str, sequence: int, final: bool, finished: Finished
 ) -> ChunkResult:
-    # finished.final: (sequence, delta, reset, complete_text, *frozen output)
-    known = finished.final
+    # (sequence, delta, reset, complete_text, *frozen output)
+    known = finished.final_answer
     if known is not None and known[0] == sequence:
         return ChunkResult(
             chunk_id=chunk_id,
