@@ -88,7 +88,7 @@ class BaseClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
-        self._sleep = sleep or self._default_sleep
+        self._sleep = self._default_sleep if sleep is None else sleep
         self._random_fraction = random_fraction or random.random
         self._sequencer = Sequencer()
         self._owns_channel = channel is None
