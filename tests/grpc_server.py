@@ -42,14 +42,14 @@ CLIENT_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
 class InProcessServer:
     """A started chunkwise server on 127.0.0.1 with its event loop on a background thread."""
 
-    def __init__(self, config: Config, parser: Streams | None = None) -> None:
+    def __init__(self, config: Config, streams: Streams | None = None) -> None:
         self.config = replace(config, host="127.0.0.1", port=0)
-        self.parser = parser if parser is not None else Streams(self.config.limits())
+        self.streams = streams if streams is not None else Streams(self.config.limits())
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self.server: Server
-        self.server, self.port = self.run(create_server(self.config, self.parser))
+        self.server, self.port = self.run(create_server(self.config, self.streams))
         self.run(self.server.start())
         self.address = f"127.0.0.1:{self.port}"
 
