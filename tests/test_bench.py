@@ -18,6 +18,7 @@ import pytest
 from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
 
 from bench import (
+    compare,
     echo_server,
     engine_bench,
     loadgen,
@@ -520,3 +521,13 @@ def test_bench_stall_command_runs_the_stall_bench_with_its_flags(monkeypatch, ca
     out = capsys.readouterr().out
     assert "## Loop stall" in out and "loaded p99 / idle p99: 3.0 (goal ≤ 2): **not met**" in out
     assert "## Goals" not in out  # no empty table of the engine and service goals
+
+
+def test_compare_reads_each_goal_of_a_rendered_report() -> None:
+    goals = [("flatness ≤ 2: plan, 16 B", "1.02", True), ("json p99 < 50 ms", "61.0", False)]
+    markdown = "Command: x\n\n## Goals\n\n| goal | figure | verdict |\n|---|---|---|\n"
+    markdown += "".join(f"| {g} | {f} | {report._verdict(ok)} |\n" for g, f, ok in goals)
+    markdown += "\n## Engine\n\n| workload | chunk |\n|---|---|\n| plan | 16 B |\n"
+    rows = compare.goal_rows(markdown)
+    assert list(rows) == [g for g, _, _ in goals]
+    assert rows["json p99 < 50 ms"] == f"61.0 ({report._verdict(False)})"
