@@ -93,6 +93,13 @@ _TEXT_TAGS = tuple(_tag(pb.ReasoningText.DESCRIPTOR, name) for name in _TEXT_NAM
 _text_values = attrgetter(*_TEXT_NAMES)
 
 
+def as_duplicate(response: bytes) -> bytes:
+    """An encoded response to a first request, as the answer to its duplicates: the same
+    bytes with `duplicate` set. It is the last field by number, so appending it keeps
+    the fields in order."""
+    return response + _DUPLICATE_TRUE
+
+
 def chunk_response(result: ChunkResult) -> bytes:
     """The serialized ProcessChunksResponse for `result`."""
     output = result.output

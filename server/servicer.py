@@ -130,20 +130,21 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             try:
                 mode = _convert.delta_mode(request.mode)
             except InvalidArgument as exc:
-                result = ChunkResult(request.chunk_id, request.sequence, error=exc)
-            else:
-                result = self._streams.process(
-                    request.chunk_id,
-                    request.chunk,
-                    processor_type=request.processor_type,
-                    mode=mode,
-                    final=request.final,
-                    sequence=request.sequence,
-                    namespace=namespace,
-                    wait=wait,
-                )
-            if result is None:
+                refused = ChunkResult(request.chunk_id, request.sequence, error=exc)
+                return _wire.chunk_response(refused)
+            answer = self._streams.answer(
+                request.chunk_id,
+                request.chunk,
+                processor_type=request.processor_type,
+                mode=mode,
+                final=request.final,
+                sequence=request.sequence,
+                namespace=namespace,
+                wait=wait,
+            )
+            if answer is None:
                 return None
+            result = answer.result
             if type(result.error) is ProcessorFailed:
                 log_event(
                     _log,
@@ -152,10 +153,9 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                     exc_info=result.error.__cause__,
                     rpc="ProcessChunks",
                 )
-            response = _wire.chunk_response(result)
             if type(result.output) is PartialJson:
                 free_gradually(result.output, "deltas")
-            return response
+            return answer.response
         except Exception:
             log_event(_log, logging.ERROR, "bug in call", exc_info=True, rpc="ProcessChunks")
             # Not `final`, even for a final request: like every refusal, it leaves the id

@@ -30,22 +30,13 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from server.engine import (
-    ChunkResult,
-    Limits,
-    Output,
-    PartialJson,
-    ReasoningFile,
-    ResourceExhausted,
-    Session,
-)
-from server.engine._outputs import freeze, thaw
+from server.engine import Limits, ResourceExhausted, Session
 
 Key = tuple[str, str]
 
-# How many recent responses of an id are kept to answer duplicates, and the most one kept
-# response may hold: a duplicate of an older or larger one gets an empty delta, as the
-# contract allows.
+# How many recent responses of an id are kept, encoded, to answer duplicates, and the most
+# one kept response may hold: a duplicate of an older or larger one gets an empty delta, as
+# the contract allows.
 RECENT_RESPONSES = 8
 RECENT_RESPONSE_BYTES = 256 * 1024
 # Final responses remembered for duplicates of a final: each at most FINAL_KEPT_BYTES, and
@@ -59,8 +50,14 @@ ID_COST = 2048
 FINISHED_COST = 256
 
 _sizeof = sys.getsizeof
-# A kept text response's tuple of four, beside its delta.
-_TEXT_ENTRY_BYTES = _sizeof((0, "", False, 0))
+#: A kept response beyond its bytes' length: its (sequence, bytes) tuple and the bytes
+#: object's header.
+KEPT_OVERHEAD = _sizeof((0, b"")) + _sizeof(b"")
+
+
+def kept_bytes(response: bytes) -> int:
+    """The memory a kept response holds, with its entry."""
+    return KEPT_OVERHEAD + len(response)
 
 
 class IdState:
@@ -84,41 +81,28 @@ class IdState:
         self.applied = False  # False until a first request is applied
         self.touched = 0.0
         self.session: Session | None = None  # made by the first request
-        # (sequence, delta, reset, *frozen output): see _outputs.freeze for why this form.
-        self.recent: deque[tuple] = deque(maxlen=RECENT_RESPONSES)
+        self.recent: deque[tuple[int, bytes]] = deque(maxlen=RECENT_RESPONSES)
         self.recent_bytes = 0
         self.cost = 0  # what the store charges for this id now
         self.usage = usage  # its namespace's
 
-    def remember(self, result: ChunkResult) -> None:
-        """Keep a numbered result for its duplicates, when it is small enough."""
-        # (sequence, delta, reset, size, *frozen output): see _outputs.freeze for the form.
-        output = result.output
-        delta = result.delta
-        if output is None:
-            size = _TEXT_ENTRY_BYTES + _sizeof(delta)
-            if size > RECENT_RESPONSE_BYTES:
-                return
-            entry = (result.sequence, delta, result.reset, size)
-        else:
-            if _pieces(output) * _PIECE_BYTES > RECENT_RESPONSE_BYTES:
-                return  # too big to keep, told without freezing it
-            entry = (result.sequence, delta, result.reset, 0) + freeze(output)
-            size = kept_bytes(entry)
-            if size > RECENT_RESPONSE_BYTES:
-                return
-            entry = entry[:3] + (size,) + entry[4:]
+    def remember(self, sequence: int, response: bytes) -> None:
+        """Keep the encoded response to a numbered chunk for its duplicates, when it is
+        small enough."""
+        size = kept_bytes(response)
+        if size > RECENT_RESPONSE_BYTES:
+            return
         recent = self.recent
         if len(recent) == RECENT_RESPONSES:
-            self.recent_bytes -= recent[0][3]
-        recent.append(entry)
+            self.recent_bytes -= kept_bytes(recent[0][1])
+        recent.append((sequence, response))
         self.recent_bytes += size
 
-    def recall(self, sequence: int) -> tuple[str, Output | None, bool] | None:
-        """(delta, output, reset) of the first response to `sequence`, when still known."""
-        for entry in self.recent:
-            if entry[0] == sequence:
-                return entry[1], thaw(entry[4:]), entry[2]
+    def recall(self, sequence: int) -> bytes | None:
+        """The encoded first response to `sequence`, when still kept."""
+        for kept_sequence, response in self.recent:
+            if kept_sequence == sequence:
+                return response
         return None
 
     def held_bytes(self) -> int:
@@ -128,33 +112,14 @@ class IdState:
         return held if session is None else held + session.held_bytes
 
 
-#: The least a kept output's piece (a JSON op's two strings, a file's seven fields) costs.
-_PIECE_BYTES = 2 * _sizeof("")
-
-
-def _pieces(output: Output) -> int:
-    kind = type(output)
-    if kind is PartialJson:
-        return len(output.deltas)
-    if kind is ReasoningFile:
-        return 3 * len(output.files)
-    return 0
-
-
-def kept_bytes(entry: tuple) -> int:
-    """The memory a kept response holds: the tuple and what is in it. Numbers, booleans and
-    constant strings are shared, so this counts more than it holds, never less."""
-    return _sizeof(entry) + sum(map(_sizeof, entry))
-
-
 @dataclass(slots=True)
 class Finished:
     """What is remembered of an id after its final chunk."""
 
     last_sequence: int
     finished_at: float
-    #: (sequence, delta, reset, complete_text, *frozen output) of the final response.
-    final_answer: tuple | None = field(default=None)
+    #: (sequence, encoded response) of the final chunk, while it is kept.
+    final_answer: tuple[int, bytes] | None = field(default=None)
     cost: int = FINISHED_COST
 
 
@@ -308,12 +273,10 @@ class MemoryStore:
                 del self._live[key]
                 state.alive = False
 
-    def finish(
-        self, key: Key, state: IdState, final_answer: tuple, final_bytes: int, now: float
-    ) -> None:
+    def finish(self, key: Key, state: IdState, final_answer: tuple[int, bytes], now: float) -> None:
         """The id's final was applied: it stops being live, and its last sequence (and,
-        room permitting, its final answer, a tuple of `final_bytes`, for
-        duplicates) is remembered."""
+        room permitting, its final answer, (sequence, encoded response), for duplicates)
+        is remembered."""
         with self._lock:
             if not state.alive:
                 # Cleared or expired while its final was in flight: as if that came after.
@@ -329,6 +292,7 @@ class MemoryStore:
                 total.max_memory - total.memory - total.reserved,
                 tenant.max_memory - tenant.memory - tenant.reserved,
             )
+            final_bytes = kept_bytes(final_answer[1])
             if final_answer[0] and final_bytes <= min(FINAL_KEPT_BYTES, room - FINISHED_COST):
                 finished.final_answer = final_answer
                 finished.cost += final_bytes

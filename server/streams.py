@@ -1,17 +1,22 @@
 """Streams: every tracked id's session, kept in a store; the one object a servicer calls.
 
 It checks a request, finds or makes the id's state in the store, and under that id's lock
-reserves memory, feeds the chunk to the id's Session and settles. Every refusal is an
-EngineError returned in the result, and a refused request changes nothing. The answers to
-numbered chunks are kept for their duplicates; a session is dropped once its final is
-applied, and the store remembers its last sequence (and, room permitting, its final answer).
+reserves memory, feeds the chunk to the id's Session, encodes the response and settles.
+Every refusal is an EngineError returned in the result, and a refused request changes
+nothing. The encoded responses to numbered chunks are kept for their duplicates, which get
+those very bytes, marked as duplicates; a session is dropped once its final is applied, and
+the store remembers its last sequence (and, room permitting, its final response).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
+from chunkwise.v1 import streaming_pb2 as pb
+
+from server._wire import as_duplicate, chunk_response
 from server.engine import (
     ChunkResult,
     EngineError,
@@ -24,22 +29,21 @@ from server.engine import (
     Session,
     TextInfo,
 )
-from server.engine._outputs import freeze, thaw
 from server.plugins import describe, load_processors
-from server.store import (
-    RECENT_RESPONSE_BYTES,
-    Finished,
-    IdState,
-    Key,
-    MemoryStore,
-    kept_bytes,
-)
+from server.store import RECENT_RESPONSE_BYTES, Finished, IdState, Key, MemoryStore
 
 _EXPIRY_BATCH = 1000
 #: A kept response of the text processor beyond 4 bytes a character of its delta: its
-#: tuple of four (72 bytes) and the delta's str header (at most 80 bytes, with 4-byte
-#: characters and its terminator).
-_TEXT_KEPT_OVERHEAD = 160
+#: entry and header (KEPT_OVERHEAD, 89 bytes), the id (at most --max-id-bytes) and the
+#: framing of three fields (at most 6 + 11 + 6 bytes).
+_TEXT_KEPT_OVERHEAD = 128
+
+
+class Answer(NamedTuple):
+    """A chunk's result and its encoded ProcessChunksResponse."""
+
+    result: ChunkResult
+    response: bytes
 
 
 class Streams:
@@ -54,11 +58,50 @@ class Streams:
         *,
         processors: Mapping[str, ProcessorFactory] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        encode: Callable[[ChunkResult], bytes] = chunk_response,
     ) -> None:
         self.limits = limits or Limits()
         self._clock = clock
+        self._encode = encode
         self._store = MemoryStore(self.limits)
         self._factories = dict(load_processors() if processors is None else processors)
+
+    def answer(
+        self,
+        chunk_id: str,
+        chunk: str,
+        *,
+        processor_type: str = "",
+        mode: Mode | None = None,
+        final: bool = False,
+        sequence: int = 0,
+        namespace: str = "",
+        wait: bool = True,
+    ) -> Answer | None:
+        """Apply one chunk, and encode its response; never raises an EngineError: a refusal
+        comes back as `ChunkResult.error`. `mode` None means the id's own (AUTO for a new id).
+        Ids live per `namespace` (a tenant): the same id in two namespaces is two ids.
+
+        With `wait=False` it returns None, having done nothing, when another call holds
+        the id: an event loop then hands the request to a thread rather than wait."""
+        try:
+            self._check_request(chunk_id, chunk, processor_type)
+            key = (namespace, chunk_id)
+            while True:
+                entry = self._store.open(key, sequence, self._clock())
+                if isinstance(entry, Finished):
+                    return self._finished_duplicate(chunk_id, sequence, final, entry)
+                lock = entry.lock
+                # acquire/release, not `with`: see MemoryStore.open.
+                if not lock.acquire(wait):
+                    return None
+                try:
+                    if entry.alive:
+                        return self._apply(key, entry, chunk, processor_type, mode, final, sequence)
+                finally:
+                    lock.release()
+        except EngineError as exc:
+            return self._encoded(ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc))
 
     def process(
         self,
@@ -72,30 +115,19 @@ class Streams:
         namespace: str = "",
         wait: bool = True,
     ) -> ChunkResult | None:
-        """Apply one chunk; never raises an EngineError: a refusal comes back as
-        `ChunkResult.error`. `mode` None means the id's own (AUTO for a new id).
-        Ids live per `namespace` (a tenant): the same id in two namespaces is two ids.
-
-        With `wait=False` it returns None, having done nothing, when another call holds
-        the id: an event loop then hands the request to a thread rather than wait."""
-        try:
-            self._check_request(chunk_id, chunk, processor_type)
-            key = (namespace, chunk_id)
-            while True:
-                entry = self._store.open(key, sequence, self._clock())
-                if isinstance(entry, Finished):
-                    return _finished_duplicate(chunk_id, sequence, final, entry)
-                lock = entry.lock
-                # acquire/release, not `with`: see MemoryStore.open.
-                if not lock.acquire(wait):
-                    return None
-                try:
-                    if entry.alive:
-                        return self._apply(key, entry, chunk, processor_type, mode, final, sequence)
-                finally:
-                    lock.release()
-        except EngineError as exc:
-            return ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc)
+        """`answer()`'s result alone. A duplicate's result has no delta or output: its
+        response carries the first ones."""
+        answer = self.answer(
+            chunk_id,
+            chunk,
+            processor_type=processor_type,
+            mode=mode,
+            final=final,
+            sequence=sequence,
+            namespace=namespace,
+            wait=wait,
+        )
+        return None if answer is None else answer.result
 
     def complete_text(self, chunk_id: str, *, namespace: str = "") -> TextInfo:
         """Raises InvalidArgument for a bad id, NotFound for an untracked one. Waits for a
@@ -160,7 +192,7 @@ class Streams:
         mode: Mode | None,
         final: bool,
         sequence: int,
-    ) -> ChunkResult:
+    ) -> Answer:
         session = state.session
         if session is None:
             processor_type = processor_type or "text"
@@ -177,11 +209,11 @@ class Streams:
         else:
             session.check(processor_type, mode)
             if sequence and sequence <= session.last_sequence:
-                return _live_duplicate(key[1], sequence, state)
+                return self._live_duplicate(key[1], sequence, state)
             reserved = session.growth_bound(chunk)
         if sequence:
             if session.processor is None:
-                reserved += _TEXT_KEPT_OVERHEAD + 4 * len(chunk)
+                reserved += _TEXT_KEPT_OVERHEAD + self.limits.max_id_bytes + 4 * len(chunk)
             else:
                 reserved += RECENT_RESPONSE_BYTES
         store = self._store
@@ -196,53 +228,36 @@ class Streams:
             if not state.applied:
                 state.applied = True
                 store.admit(key, state)
+            response = self._encode(result)
             if final:
-                # Positional: with keywords this costs twice as much, once per chunk.
-                kept = (sequence, result.delta, result.reset, result.complete_text)
-                kept += freeze(result.output)
-                store.finish(key, state, kept, kept_bytes(kept), self._clock())
+                store.finish(key, state, (sequence, as_duplicate(response)), self._clock())
             elif sequence:
-                state.remember(result)
-            return result
+                state.remember(sequence, as_duplicate(response))
+            return Answer(result, response)
         finally:
             store.settle(state, reserved)
 
+    def _encoded(self, result: ChunkResult) -> Answer:
+        return Answer(result, self._encode(result))
 
-def _live_duplicate(chunk_id: str, sequence: int, state: IdState) -> ChunkResult:
-    first = state.recall(sequence)
-    if first is None:
-        return ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
-    delta, output, reset = first
-    return ChunkResult(
-        chunk_id=chunk_id,
-        sequence=sequence,
-        delta=delta,
-        output=output,
-        reset=reset,
-        duplicate=True,
-    )
+    def _live_duplicate(self, chunk_id: str, sequence: int, state: IdState) -> Answer:
+        result = ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
+        kept = state.recall(sequence)
+        return Answer(result, kept) if kept is not None else self._encoded(result)
 
-
-def _finished_duplicate(
-    chunk_id: str, sequence: int, final: bool, finished: Finished
-) -> ChunkResult:
-    # (sequence, delta, reset, complete_text, *frozen output)
-    known = finished.final_answer
-    if known is not None and known[0] == sequence:
-        return ChunkResult(
-            chunk_id=chunk_id,
-            sequence=sequence,
-            delta=known[1],
-            output=thaw(known[4:]),
-            final=True,
-            complete_text=known[3],
-            reset=known[2],
-            duplicate=True,
-        )
-    return ChunkResult(
-        chunk_id=chunk_id,
-        sequence=sequence,
-        final=final,
-        complete_text=known[3] if final and known is not None else "",
-        duplicate=True,
-    )
+    def _finished_duplicate(
+        self, chunk_id: str, sequence: int, final: bool, finished: Finished
+    ) -> Answer:
+        result = ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
+        known = finished.final_answer
+        if known is not None and known[0] == sequence:
+            result.final = True
+            return Answer(result, known[1])
+        if final and known is not None:
+            # A resent final of another number repeats the final's complete text: read
+            # back from the kept response, which this rare case alone needs apart.
+            result.final = True
+            result.complete_text = pb.ProcessChunksResponse.FromString(known[1]).complete_text
+        else:
+            result.final = final
+        return self._encoded(result)

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server._wire import as_duplicate
 from server.engine import Limits, Mode, NotFound
 from server.store import FINISHED_COST, ID_COST
 from server.streams import Streams
@@ -160,11 +161,12 @@ def test_kept_final_responses_are_charged_and_released() -> None:
     parser = Streams()
     parser.process("id", '{"plan_markdown": "' + "p" * 10_000, processor_type="plan", sequence=1)
     live = parser.store.memory
-    final = parser.process("id", '"}', sequence=2, final=True)
-    assert final.final and final.error is None
+    final = parser.answer("id", '"}', sequence=2, final=True)
+    assert final is not None and final.result.final and final.result.error is None
     finished = parser.store.memory
-    assert FINISHED_COST < finished < live + 30_000
-    assert parser.process("id", '"}', sequence=2, final=True).output == final.output
+    assert FINISHED_COST + len(final.response) < finished < live + 30_000
+    again = parser.answer("id", '"}', sequence=2, final=True)
+    assert again is not None and again.response == as_duplicate(final.response)
     parser.clear("id")
     assert parser.store.memory == 0
     assert_counts_exact(parser)

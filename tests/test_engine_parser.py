@@ -10,8 +10,10 @@ import pytest
 from chunkwise.v1 import streaming_pb2 as pb
 from helpers import apply_ops, cut, loads_exact
 
-from server import _convert
+from server import _convert, _wire
+from server._wire import as_duplicate
 from server.engine import (
+    ChunkResult,
     InvalidArgument,
     Limits,
     Mode,
@@ -325,20 +327,18 @@ def test_snapshot_rewrite_clears_an_invalid_json_error():
 def test_a_resent_request_is_a_duplicate_with_the_same_answer():
     parser = Streams()
     first = [
-        parser.process(
-            "s", '{"plan_markdown": "ab', processor_type="plan", mode=APPEND, sequence=1
-        ),
-        parser.process("s", "cd", sequence=2),
+        parser.answer("s", '{"plan_markdown": "ab', processor_type="plan", mode=APPEND, sequence=1),
+        parser.answer("s", "cd", sequence=2),
     ]
-    again = parser.process("s", "cd", sequence=2)
-    assert again.duplicate and again.error is None
-    assert (again.chunk_id, again.sequence, again.delta) == ("s", 2, "cd")
-    assert again.output == first[1].output
-    older = parser.process("s", "something else", sequence=1)
-    assert older.duplicate
-    assert (older.delta, older.output) in [
-        (first[0].delta, first[0].output),
-        ("", None),
+    again = parser.answer("s", "cd", sequence=2)
+    assert again.result.duplicate and again.result.error is None
+    assert (again.result.chunk_id, again.result.sequence) == ("s", 2)
+    assert again.response == as_duplicate(first[1].response)
+    older = parser.answer("s", "something else", sequence=1)
+    assert older.result.duplicate
+    assert older.response in [
+        as_duplicate(first[0].response),
+        _wire.chunk_response(ChunkResult("s", 1, duplicate=True)),
     ]
     assert parser.complete_text("s") == TextInfo('{"plan_markdown": "abcd', 2, "plan")
 
