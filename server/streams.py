@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from chunkwise.v1 import streaming_pb2 as pb
 
-from server._wire import as_duplicate, chunk_response
+from server._wire import as_duplicate, chunk_response, response_size
 from server.engine import (
     ChunkResult,
     EngineError,
@@ -59,10 +59,13 @@ class Streams:
         processors: Mapping[str, ProcessorFactory] | None = None,
         clock: Callable[[], float] = time.monotonic,
         encode: Callable[[ChunkResult], bytes] = chunk_response,
+        measure: Callable[[ChunkResult], int] = response_size,
     ) -> None:
+        """`encode` makes a result's response; `measure` tells its size without making it."""
         self.limits = limits or Limits()
         self._clock = clock
         self._encode = encode
+        self._measure = measure
         self._store = MemoryStore(self.limits)
         self._factories = dict(load_processors() if processors is None else processors)
 
@@ -202,6 +205,7 @@ class Streams:
                 factory=self._factories[processor_type],
                 mode=mode or Mode.AUTO,
                 limits=self.limits,
+                response_size=self._measure,
             )
             # The most the id's charged memory can grow by: see MemoryStore. A new id is
             # charged all it holds.

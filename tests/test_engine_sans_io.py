@@ -48,7 +48,8 @@ def test_importing_and_running_the_engine_loads_none_of_them() -> None:
         "before = set(sys.modules)\n"
         "import server.engine as engine\n"
         "session = engine.Session('id', processor_type='json', mode=engine.Mode.APPEND,\n"
-        "    factory=engine.BUILTIN_PROCESSORS['json'], limits=engine.Limits())\n"
+        "    factory=engine.BUILTIN_PROCESSORS['json'], limits=engine.Limits(),\n"
+        "    response_size=lambda result: 0)\n"
         "print(session.feed('[1, 2', final=False).output.deltas)\n"
         "print(sorted({name.split('.')[0] for name in set(sys.modules) - before}))\n"
     )

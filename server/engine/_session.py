@@ -33,10 +33,12 @@ sequence: a store shared by several servers keeps those and makes the session ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._errors import FailedPrecondition, InvalidArgument, ProcessorFailed, ResourceExhausted
 from ._limits import Limits
 from ._processors import Processor, ProcessorFactory
-from ._results import ChunkResult, response_size
+from ._results import ChunkResult
 from ._tracker import Mode, Tracker
 
 #: The most a processor's `held_bytes` grows by for a chunk of n characters: its own
@@ -67,6 +69,7 @@ class Session:
         "_tracker",
         "_factory",
         "_limits",
+        "_response_size",
         "_measure_from",
     )
 
@@ -78,7 +81,10 @@ class Session:
         factory: ProcessorFactory,
         mode: Mode,
         limits: Limits,
+        response_size: Callable[[ChunkResult], int],
     ) -> None:
+        """`response_size(result)` is the size of the response the caller would send for a
+        result: the wire format is the caller's, the limit on it the session's."""
         self.chunk_id = chunk_id
         self.processor_type = processor_type
         self.mode = mode
@@ -88,6 +94,7 @@ class Session:
         self.finished = False
         self._factory = factory
         self._limits = limits
+        self._response_size = response_size
         self._tracker = Tracker(mode)
         #: None for a processor that shows nothing (see _processors): never made or called.
         self.processor: Processor | None = self._new_processor()
@@ -167,7 +174,7 @@ class Session:
             result = ChunkResult(
                 self.chunk_id, sequence, delta, output, error, True, tracker.text, reset
             )
-            size = response_size(result)
+            size = self._response_size(result)
             if size > max_response_bytes:
                 tracker.restore(mark)
                 if processor is self.processor and processor is not None and not self.failed:
@@ -182,7 +189,7 @@ class Session:
         else:
             result = ChunkResult(self.chunk_id, sequence, delta, output, error, False, "", reset)
             if output is not None and len(chunk) > self._measure_from:
-                size = response_size(result)
+                size = self._response_size(result)
                 if size > max_response_bytes:
                     failed = True
                     result.output = None

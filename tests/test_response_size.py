@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from test_server_wire import repeated, results
 
 from server import _wire
+from server._wire import response_size
 from server.engine import ChunkResult, InvalidArgument, Limits, Mode, ResourceExhausted
-from server.engine._results import response_size
 from server.streams import Streams
 
 APPEND = Mode.APPEND
