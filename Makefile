@@ -48,9 +48,9 @@ $(MUTMUT): $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench,cli,mutate]'
 	touch $@
 
-# Mutation testing of the engine, the wire encoder and the client's JSON builder (slow: see
+# Mutation testing of the engine, the store, the wire encoder and the client's JSON builder (slow: see
 # tests/MUTATION.md), from a fresh mutants/ each time so no verdict predates the tests.
-# ARGS narrows it to mutant name globs: make mutate ARGS='server.engine._store*'
+# ARGS narrows it to mutant name globs: make mutate ARGS='server.store*'
 MUTATE_JOBS ?= 2
 mutate: setup $(MUTMUT)
 	rm -rf mutants
