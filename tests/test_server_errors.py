@@ -217,10 +217,10 @@ class TestUnaryCalls:
         assert (again.duplicate, again.delta) == (False, "b")
 
 
-class _BrokenParser(Streams):
-    """A parser with a bug: every call raises an exception that quotes the caller's text."""
+class _BrokenStreams(Streams):
+    """Streams with a bug: every call raises an exception that quotes the caller's text."""
 
-    def process(self, chunk_id: str, chunk: str, **options):
+    def answer(self, chunk_id: str, chunk: str, **options):
         raise RuntimeError(f"secret {chunk}")
 
     def complete_text(self, chunk_id: str, **options):
@@ -231,7 +231,7 @@ def test_a_bug_is_internal_and_leaks_nothing(caplog: pytest.LogCaptureFixture) -
     from server._logging import KeyValueFormatter
     from server.config import Config
 
-    server = InProcessServer(Config(), _BrokenParser())
+    server = InProcessServer(Config(), _BrokenStreams())
     try:
         with server.channel() as channel:
             stub = pb_grpc.StreamingParserStub(channel)
