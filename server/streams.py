@@ -30,7 +30,7 @@ from server.engine import (
     TextInfo,
 )
 from server.plugins import describe, load_processors
-from server.store import RECENT_RESPONSE_BYTES, Finished, IdState, Key, MemoryStore
+from server.store import RECENT_RESPONSE_BYTES, Finished, IdState, Key, MemoryStore, Store
 
 _EXPIRY_BATCH = 1000
 #: A kept response of the text processor beyond 4 bytes a character of its delta: its
@@ -60,13 +60,15 @@ class Streams:
         clock: Callable[[], float] = time.monotonic,
         encode: Callable[[ChunkResult], bytes] = chunk_response,
         measure: Callable[[ChunkResult], int] = response_size,
+        store: Store | None = None,
     ) -> None:
-        """`encode` makes a result's response; `measure` tells its size without making it."""
+        """`encode` makes a result's response; `measure` tells its size without making it.
+        The store is a MemoryStore of `limits` unless one is given."""
         self.limits = limits or Limits()
         self._clock = clock
         self._encode = encode
         self._measure = measure
-        self._store = MemoryStore(self.limits)
+        self._store: Store = store if store is not None else MemoryStore(self.limits)
         self._factories = dict(load_processors() if processors is None else processors)
 
     def answer(
@@ -165,7 +167,7 @@ class Streams:
         return expired
 
     @property
-    def store(self) -> MemoryStore:
+    def store(self) -> Store:
         return self._store
 
     # -- one request -----------------------------------------------------------------------

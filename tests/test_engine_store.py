@@ -59,3 +59,22 @@ def test_a_first_request_refused_after_it_reached_the_tracker_charges_nothing() 
     assert parser.complete_text("long").text == "x" * 10
     parser.clear("long")
     assert_nothing_held(parser)
+
+
+def test_memory_store_has_every_call_of_the_store_interface() -> None:
+    """The interface a second store implements is the one Streams uses: MemoryStore has
+    each of its calls, with the same parameters."""
+    import inspect
+
+    from server.store import MemoryStore, Store
+
+    calls = [name for name in vars(Store) if not name.startswith("_")]
+    assert {"open", "reserve", "settle", "finish", "expire", "memory"} <= set(calls)
+    for name in calls:
+        ours, theirs = getattr(MemoryStore, name), getattr(Store, name)
+        if isinstance(theirs, property):
+            assert isinstance(ours, property), name
+            continue
+        assert list(inspect.signature(ours).parameters) == list(
+            inspect.signature(theirs).parameters
+        ), name
