@@ -57,9 +57,22 @@ mutate: setup $(MUTMUT)
 	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(ARGS)
 	$(BIN)/python tests/mutation_score.py
 
+# buf reads protos/buf.yaml (protos/ is the module root). `buf breaking` compares protos/ with
+# the previous commit: no field renumbered, renamed or removed. A clone without HEAD~1 (a
+# single commit, or shallow) skips that check and says so.
+BREAKING_AGAINST := .git\#ref=HEAD~1,subdir=protos
+
 lint: setup
 	$(BIN)/ruff check server client tests bench
 	$(BIN)/ruff format --check server client tests bench
+	$(BIN)/buf lint protos
+	$(BIN)/buf format -d --exit-code protos
+	@if [ -d .git ] && git rev-parse --verify --quiet HEAD~1 >/dev/null; then \
+		echo "$(BIN)/buf breaking protos --against '$(BREAKING_AGAINST)'"; \
+		$(BIN)/buf breaking protos --against '$(BREAKING_AGAINST)'; \
+	else \
+		echo "buf breaking skipped: this clone has no previous commit (HEAD~1) to compare protos/ with"; \
+	fi
 
 clean:
 	rm -rf $(VENV) $(STUBS) protos/chunkwise/v1/streaming_pb2.pyi .pytest_cache .hypothesis mutants
