@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 
 from server._files import SettingsFileError
 from server._logging import configure
@@ -14,10 +15,16 @@ from server.config import Config, flag
 from server.event_loop import EventLoopError, run
 
 
+def _program_name() -> str:
+    # argparse's own guess for `python -m server` would be "__main__.py".
+    script = Path(sys.argv[0]).name
+    return script if script == "chunkwise-server" else "python -m server"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One flag per Config field, named, typed and explained by the field (see config.py)."""
     parser = argparse.ArgumentParser(
-        prog="python -m server",
+        prog=_program_name(),
         description="chunkwise: track text streamed in chunks and parse partial JSON as it grows.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
