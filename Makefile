@@ -65,6 +65,7 @@ BREAKING_AGAINST := .git\#ref=HEAD~1,subdir=protos
 lint: setup
 	$(BIN)/ruff check server client tests bench
 	$(BIN)/ruff format --check server client tests bench
+	$(BIN)/mypy
 	$(BIN)/buf lint protos
 	$(BIN)/buf format -d --exit-code protos
 	@if [ -d .git ] && git rev-parse --verify --quiet HEAD~1 >/dev/null; then \
