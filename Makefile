@@ -9,7 +9,7 @@ PROTO := protos/chunkwise/v1/streaming.proto
 STUBS := protos/chunkwise/v1/streaming_pb2.py protos/chunkwise/v1/streaming_pb2_grpc.py
 ARGS ?=
 
-.PHONY: setup serve test protos bench lint fuzz soak mutate clean
+.PHONY: setup serve test protos bench lint fuzz soak mutate interop clean
 
 setup: $(INSTALLED) $(STUBS)
 
@@ -74,6 +74,18 @@ lint: setup
 	else \
 		echo "buf breaking skipped: this clone has no previous commit (HEAD~1) to compare protos/ with"; \
 	fi
+
+# The Node client's tests (tests/interop/node) against a `python -m server` of their own on a
+# free port. npm ci runs only when node_modules is missing or package-lock.json is newer.
+NODE_INTEROP := tests/interop/node
+NODE_MODULES := $(NODE_INTEROP)/node_modules/.package-lock.json
+
+$(NODE_MODULES): $(NODE_INTEROP)/package-lock.json
+	cd $(NODE_INTEROP) && npm ci --no-audit --no-fund
+	touch $@
+
+interop: setup $(NODE_MODULES)
+	PYTHON=$(BIN)/python tests/interop/run-node.sh
 
 clean:
 	rm -rf $(VENV) $(STUBS) protos/chunkwise/v1/streaming_pb2.pyi .pytest_cache .hypothesis mutants
