@@ -16,7 +16,7 @@ stop() {
 trap stop EXIT
 address=
 for _ in $(seq 600); do  # up to 60 s: a busy machine can be slow to start it
-    address=$(sed -n 's/^chunkwise listening on //p' "$logs/stdout")
+    address=$(sed -n 's/^chunkwise listening on \([^ ]*\).*/\1/p' "$logs/stdout")
     [ -n "$address" ] && break
     if ! kill -0 "$server" 2>/dev/null; then
         echo "the server exited before listening:" >&2
