@@ -59,14 +59,24 @@ strict RFC 8259.
 from __future__ import annotations
 
 import re
-from json.decoder import JSONDecodeError, scanstring
+from collections.abc import Callable
+from json.decoder import JSONDecodeError
+from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import InvalidArgument
 from ._outputs import Append, End, JsonOp, Set
 
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
+if TYPE_CHECKING:
+    # json.decoder.scanstring is _json's (C) scanstring; typeshed declares it only there.
+    from _json import scanstring
+else:
+    from json.decoder import scanstring
+
+# Both match the empty string, so their match() never returns None: typed so, and bound
+# here once.
+_match_whitespace = cast("Callable[[str, int], re.Match[str]]", re.compile(r"[ \t\n\r]*").match)
 _SPACE = frozenset(" \t\n\r")
-_DIGITS = re.compile(r"[0-9]*")
+_match_digits = cast("Callable[[str, int], re.Match[str]]", re.compile(r"[0-9]*").match)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _HIGH_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
@@ -190,8 +200,13 @@ class JsonReader:
         self._metered = False
         self._budget = self._path_room = 0  # path characters this feed may emit, and left
         self.string_starts: dict[int, int] | None = {} if string_starts else None
-        settings = (max_depth, max_path_chars, path_budget_per_char, path_budget_base)
-        settings += (string_starts,)
+        settings = (
+            max_depth,
+            max_path_chars,
+            path_budget_per_char,
+            path_budget_base,
+            string_starts,
+        )
         short_bounds = _SHORT_BOUNDS.get(settings)
         if short_bounds is None:
             short_bounds = [self._bound(n, n + 1, n + 1) for n in range(_COUNTED_FROM + 1)]
@@ -200,7 +215,9 @@ class JsonReader:
         self._state = _START
         self._pending = ""
         self._base = 0  # offset of the first character of the next feed's data
-        self._stack: list[list] = []  # [is_array, pointer, index]
+        # Frames are [is_array, pointer, index]: a bool, a str and an int in a list, changed
+        # in place; a list's items have one type, so Any.
+        self._stack: list[list[Any]] = []
         self._stack_chars = 0  # of all the stack's paths
         self._path = ""  # where the next value goes
         self._parts: list[str] = []  # a key's text so far
@@ -352,7 +369,7 @@ class JsonReader:
                 # Mostly one space, after a ':' or ','; the regex is for longer runs.
                 i += 1
                 if i < n and data[i] in _SPACE:
-                    i = _WHITESPACE.match(data, i).end()
+                    i = _match_whitespace(data, i).end()
                 if i == n:
                     break
                 char = data[i]
@@ -476,7 +493,7 @@ class JsonReader:
             if end > i and end < len(data) and data[end] not in _NUMBER_CHARS:
                 if metered:
                     self._spend(path, self._base + i)
-                ops.append(_new(Set, (path, number.group())))
+                ops.append(_new(Set, (path, data[i:end])))
                 self._value_done(self._base + end)
                 return end
             self._number_state = _N_START
@@ -588,7 +605,7 @@ class JsonReader:
             state = nxt
             i += 1
             if state in _N_DIGIT_RUNS:
-                i = _DIGITS.match(data, i).end()
+                i = _match_digits(data, i).end()
         self._number_state = state
         if i > start:
             self._number += data[start:i].encode()

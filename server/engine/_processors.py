@@ -26,10 +26,9 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable
-from json.decoder import scanstring
+from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from ._errors import InvalidArgument
 from ._jsonreader import (
@@ -50,6 +49,12 @@ from ._outputs import (
     ReasoningText,
     Set,
 )
+
+if TYPE_CHECKING:
+    # json.decoder.scanstring is _json's (C) scanstring; typeshed declares it only there.
+    from _json import scanstring
+else:
+    from json.decoder import scanstring
 
 
 class Processor(Protocol):
@@ -136,12 +141,18 @@ class JsonProcessor(_JsonOpsProcessor):
     def process(
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
     ) -> Output | None:
+        # The reader was made with ends=False (needs_ends): its ops are all Set or Append,
+        # which its type cannot say. Not cast: this runs once a chunk.
         if not final:
             deltas = self._reader.feed(new_text) if new_text else None
-            return PartialJson(deltas) if deltas else None
+            return PartialJson(deltas) if deltas else None  # type: ignore[arg-type]
         deltas = self._read(new_text, final)
-        start, end = self._reader.value_span
-        return PartialJson(deltas, value_json=strict_json(complete_text()[start:end]))
+        # close() returned: the value is complete, so its span is known.
+        start, end = cast("tuple[int, int]", self._reader.value_span)
+        return PartialJson(
+            deltas,  # type: ignore[arg-type]
+            value_json=strict_json(complete_text()[start:end]),
+        )
 
 
 # Raw control characters and lone surrogate escapes are the only things the reader accepts
@@ -157,14 +168,21 @@ def _strict_string(token: str) -> str:
     return '"' + text.translate(_CONTROL_ESCAPES) + '"'
 
 
-def _escape_table() -> dict[int, str]:
-    table = {c: f"\\u{c:04x}" for c in range(0x20)}
-    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 8: "\\b", 12: "\\f"})
-    table.update({ord('"'): '\\"', ord("\\"): "\\\\"})
-    return table
-
-
-_CONTROL_ESCAPES = _escape_table()
+# How strict JSON writes, in a string, each character it cannot hold as it is: json.dumps's
+# escapes. Built at module level, not in a function: mutmut mutates only functions, and no
+# test could tell a mutant of a function that runs once, at import.
+_SHORT_ESCAPES = {
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+_CONTROL_ESCAPES: dict[int, str] = {
+    c: _SHORT_ESCAPES.get(chr(c), f"\\u{c:04x}") for c in [*range(0x20), ord('"'), ord("\\")]
+}
 
 
 def strict_json(value_text: str) -> str:
@@ -229,13 +247,16 @@ class _FieldTextProcessor(_JsonOpsProcessor):
         self, new_text: str, *, final: bool, complete_text: Callable[[], str]
     ) -> Output | None:
         chunk: list[str] = []
-        for op in self._read(new_text, final):
-            if op.path != self._path:
+        # Ops read by index, as the tuples they are: (path,) or (path, json or text). Their
+        # kind is told by `type(op) is`, which the type of an op (a union) would not follow.
+        ops: Sequence[tuple[str, ...]] = self._read(new_text, final)
+        for op in ops:
+            if op[0] != self._path:
                 continue
             kind = type(op)
             if kind is Append and self._state == "reading":
-                chunk.append(op.text)
-            elif kind is Set and self._state == "waiting" and op.json == '""':
+                chunk.append(op[1])
+            elif kind is Set and self._state == "waiting" and op[1] == '""':
                 self._state = "reading"
             elif kind is End and self._state == "reading":
                 self._state = "done"
@@ -352,7 +373,7 @@ class _FilesProcessor(_JsonOpsProcessor):
         if ops:
             self._apply(ops, touched)
         files = self._files if final else touched
-        deltas = [self._delta(f, final) for f in files if f.name is not None]
+        deltas = [self._delta(f, f.name, final) for f in files if f.name is not None]
         if not deltas and not final:
             return None
         return ReasoningFile(
@@ -363,7 +384,8 @@ class _FilesProcessor(_JsonOpsProcessor):
             files=deltas,
         )
 
-    def _apply(self, ops: list[JsonOp], touched: list[_File]) -> None:
+    def _apply(self, ops: Sequence[tuple[str, ...]], touched: list[_File]) -> None:
+        """`ops` are read by index, as the tuples they are: (path,) or (path, json or text)."""
         for index, op in enumerate(ops):
             path = op[0]
             if path == self._content_path:
@@ -382,7 +404,7 @@ class _FilesProcessor(_JsonOpsProcessor):
                     self._file = None
                     self._next_element = self._name_path = self._content_path = _NOWHERE
 
-    def _on_element(self, op: JsonOp) -> None:
+    def _on_element(self, op: tuple[str, ...]) -> None:
         """The Set that opens the array's next element: a file when it is an object."""
         self._elements += 1
         self._next_element = f"/files/{self._elements}"
@@ -396,8 +418,9 @@ class _FilesProcessor(_JsonOpsProcessor):
             self._file = None
             self._name_path = self._content_path = _NOWHERE
 
-    def _on_name(self, op: JsonOp, touched: list[_File], index: int) -> None:
-        file = self._file
+    def _on_name(self, op: tuple[str, ...], touched: list[_File], index: int) -> None:
+        # Not None: the name's path is set only with a file (_on_element).
+        file: _File = self._file  # type: ignore[assignment]
         if file.name is not None:
             return  # a file keeps the name it appeared under
         kind = type(op)
@@ -415,7 +438,9 @@ class _FilesProcessor(_JsonOpsProcessor):
         elif kind is Set:
             if op[1] == '""' and so_far is None:
                 file.name_so_far = ""
-                file.name_start = self._reader.string_starts[index]
+                # A dict: the reader was made with string_starts (needs_string_starts).
+                starts = cast("dict[int, int]", self._reader.string_starts)
+                file.name_start = starts[index]
                 self._held += STR_BYTES
         elif so_far is not None:
             file.name = so_far
@@ -425,8 +450,9 @@ class _FilesProcessor(_JsonOpsProcessor):
             if not touched or touched[-1] is not file:
                 touched.append(file)
 
-    def _on_content(self, op: JsonOp, touched: list[_File]) -> None:
-        file = self._file
+    def _on_content(self, op: tuple[str, ...], touched: list[_File]) -> None:
+        # Not None: the content's path is set only with a file (_on_element).
+        file: _File = self._file  # type: ignore[assignment]
         kind = type(op)
         if kind is Append:
             if file.content_state == _READING:
@@ -441,7 +467,8 @@ class _FilesProcessor(_JsonOpsProcessor):
         elif file.content_state == _READING:
             file.content_state = _DONE
 
-    def _delta(self, file: _File, final: bool) -> FileDelta:
+    def _delta(self, file: _File, name: str, final: bool) -> FileDelta:
+        """The file's delta; `name` is its name, once it has one."""
         content = file.content
         text_chunk = ""
         if file.shown < len(content):
@@ -450,7 +477,7 @@ class _FilesProcessor(_JsonOpsProcessor):
         return FileDelta(
             id=file.id,
             file_type=self.file_type,
-            file_name=file.name,
+            file_name=name,
             version_number=1,
             status=COMPLETED if final else LOADING,
             text_chunk=text_chunk,

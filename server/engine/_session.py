@@ -34,9 +34,17 @@ sequence: a store shared by several servers keeps those and makes the session ag
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
-from ._errors import FailedPrecondition, InvalidArgument, ProcessorFailed, ResourceExhausted
+from ._errors import (
+    EngineError,
+    FailedPrecondition,
+    InvalidArgument,
+    ProcessorFailed,
+    ResourceExhausted,
+)
 from ._limits import Limits
+from ._outputs import Output
 from ._processors import Processor, ProcessorFactory
 from ._results import ChunkResult
 from ._tracker import Mode, Tracker
@@ -112,7 +120,10 @@ class Session:
         """The memory the text and the processor hold, as the store charges it."""
         processor = self.processor
         held = self._tracker.held_bytes
-        return held if processor is None else held + getattr(processor, "held_bytes", 0)
+        if processor is None:
+            return held
+        processor_held: int = getattr(processor, "held_bytes", 0)
+        return held + processor_held
 
     def growth_bound(self, chunk: str) -> int:
         """The most `held_bytes` can grow by when `chunk` is fed, whatever it holds."""
@@ -120,7 +131,7 @@ class Session:
         processor = self.processor
         if processor is None:
             return bound
-        growth_bound = getattr(processor, "growth_bound", None)
+        growth_bound: Callable[[str], int] | None = getattr(processor, "growth_bound", None)
         if growth_bound is not None:
             return bound + growth_bound(chunk)
         return bound + PROCESSOR_GROWTH_PER_CHAR * len(chunk) + PROCESSOR_GROWTH_BASE
@@ -153,7 +164,8 @@ class Session:
         if reset:
             processor = self._new_processor()
             failed = False
-        output = error = None
+        output: Output | None = None
+        error: EngineError | None = None
         if processor is not None and (delta or final) and not failed:
             try:
                 output = processor.process(delta, final=final, complete_text=lambda: tracker.text)
@@ -176,7 +188,7 @@ class Session:
             )
             size = self._response_size(result)
             if size > max_response_bytes:
-                tracker.restore(mark)
+                tracker.restore(cast("tuple[int, str, str]", mark))  # taken: this is a final
                 if processor is self.processor and processor is not None and not self.failed:
                     # The final was read into the id's own processor: read the text again.
                     self.processor, self.failed = self._rebuilt()
