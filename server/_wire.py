@@ -20,7 +20,7 @@ from __future__ import annotations
 from operator import attrgetter
 
 from chunkwise.v1 import streaming_pb2 as pb
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 
 from server import _convert
 from server.engine import ChunkResult, Output, PartialJson, ReasoningFile, ReasoningText, Set
@@ -55,41 +55,55 @@ def _field(tag: bytes, data: bytes) -> bytes:
 # at import, not with wrong bytes.
 _WIRE_TYPES = {
     FieldDescriptor.TYPE_UINT64: 0,
+    FieldDescriptor.TYPE_UINT32: 0,
     FieldDescriptor.TYPE_BOOL: 0,
     FieldDescriptor.TYPE_STRING: 2,
     FieldDescriptor.TYPE_MESSAGE: 2,
 }
 
 
-def _tag(message: Descriptor, name: str) -> bytes:
-    """The tag of field `name`: (field number << 3) | wire type, as a varint."""
-    field = message.fields_by_name[name]
-    return _varint((field.number << 3) | _WIRE_TYPES[field.type])
+_MESSAGES = (
+    pb.ProcessChunksResponse,
+    pb.Error,
+    pb.ProcessedOutput,
+    pb.PartialJson,
+    pb.JsonDelta,
+    pb.ReasoningText,
+    pb.ReasoningFile,
+    pb.FileDelta,
+)
+# Every tag here is one byte, (field number << 3) | wire type: true while every field
+# number is below 16, as the sizes in response_size count too.
+if any(field.number >= 16 for message in _MESSAGES for field in message.DESCRIPTOR.fields):
+    raise ImportError("a response field numbered 16 or more: its tag takes two bytes")
+# By (message name, field name). A dict built here, not a function: it is computed once,
+# at import, and so are the constants taken from it.
+_TAGS = {
+    (message.DESCRIPTOR.name, field.name): bytes(((field.number << 3) | _WIRE_TYPES[field.type],))
+    for message in _MESSAGES
+    for field in message.DESCRIPTOR.fields
+}
 
 
 # Computed once, here: per answer they are constants, as fast as literals.
-_RESPONSE = pb.ProcessChunksResponse.DESCRIPTOR
 _CHUNK_ID, _SEQUENCE, _DELTA, _OUTPUT, _COMPLETE_TEXT = (
-    _tag(_RESPONSE, name) for name in ("chunk_id", "sequence", "delta", "output", "complete_text")
+    _TAGS["ProcessChunksResponse", name]
+    for name in ("chunk_id", "sequence", "delta", "output", "complete_text")
 )
 _TRUE = b"\x01"
 _FINAL_TRUE, _RESET_TRUE, _DUPLICATE_TRUE = (
-    _tag(_RESPONSE, name) + _TRUE for name in ("final", "reset", "duplicate")
+    _TAGS["ProcessChunksResponse", name] + _TRUE for name in ("final", "reset", "duplicate")
 )
-_OUTPUT_TEXT, _OUTPUT_JSON = (
-    _tag(pb.ProcessedOutput.DESCRIPTOR, name) for name in ("text", "json")
-)
-_JSON_DELTAS, _JSON_VALUE = (
-    _tag(pb.PartialJson.DESCRIPTOR, name) for name in ("deltas", "value_json")
-)
+_OUTPUT_TEXT, _OUTPUT_JSON = (_TAGS["ProcessedOutput", name] for name in ("text", "json"))
+_JSON_DELTAS, _JSON_VALUE = (_TAGS["PartialJson", name] for name in ("deltas", "value_json"))
 _DELTA_PATH, _DELTA_APPEND, _DELTA_SET = (
-    _tag(pb.JsonDelta.DESCRIPTOR, name) for name in ("path", "append", "set_json")
+    _TAGS["JsonDelta", name] for name in ("path", "append", "set_json")
 )
 # ReasoningText's fields, in number order as protobuf writes them, each read from the
 # engine's ReasoningText by the field's name.
 _TEXT_FIELDS = sorted(pb.ReasoningText.DESCRIPTOR.fields, key=lambda field: field.number)
 _TEXT_NAMES = tuple(field.name for field in _TEXT_FIELDS)
-_TEXT_TAGS = tuple(_tag(pb.ReasoningText.DESCRIPTOR, name) for name in _TEXT_NAMES)
+_TEXT_TAGS = tuple(_TAGS["ReasoningText", name] for name in _TEXT_NAMES)
 _text_values = attrgetter(*_TEXT_NAMES)
 
 
@@ -195,20 +209,6 @@ def _reasoning_text(output: ReasoningText) -> bytes:
 
 # -- sizes, for refusing a response too big to send before it is built ------------------
 
-_SIZED = (
-    pb.ProcessChunksResponse,
-    pb.Error,
-    pb.ProcessedOutput,
-    pb.PartialJson,
-    pb.JsonDelta,
-    pb.ReasoningText,
-    pb.ReasoningFile,
-    pb.FileDelta,
-)
-# The sizes below count one byte a tag: true while every field number is below 16.
-if any(field.number >= 16 for message in _SIZED for field in message.DESCRIPTOR.fields):
-    raise ImportError("a response field numbered 16 or more: its tag takes two bytes")
-
 
 def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
@@ -219,7 +219,7 @@ def _varint_size(value: int) -> int:
 
 
 def _string(text: str) -> int:
-    """A string field: left out when empty, else its tag (one byte: see _ONE_BYTE_TAGS), its
+    """A string field: left out when empty, else its tag (one byte: see _MESSAGES), its
     length's varint and its bytes."""
     if not text:
         return 0

@@ -214,7 +214,7 @@ class Streams:
             reserved = session.growth_bound(chunk) + state.held_bytes()
         else:
             session.check(processor_type, mode)
-            if sequence and sequence <= session.last_sequence:
+            if sequence and session.is_duplicate(sequence):
                 return self._live_duplicate(key[1], sequence, state)
             reserved = session.growth_bound(chunk)
         if sequence:

@@ -3,7 +3,7 @@ returns to exactly nothing once every id is forgotten."""
 
 from __future__ import annotations
 
-from server.engine import Limits, Mode
+from server.engine import Limits, Mode, ResourceExhausted
 from server.streams import Streams
 
 APPEND = Mode.APPEND
@@ -78,3 +78,52 @@ def test_memory_store_has_every_call_of_the_store_interface() -> None:
         assert list(inspect.signature(ours).parameters) == list(
             inspect.signature(theirs).parameters
         ), name
+
+
+def _reserving(store, name: str):
+    key = ("", name)
+    return key, store.open(key, 0, 0.0)
+
+
+def test_a_reservation_that_exactly_fills_the_budget_is_held_and_one_byte_more_refused() -> None:
+    """--max-memory-bytes: what is held and reserved never passes the budget, and reaches
+    it exactly. Chunks in flight count: a second reservation is refused when the two
+    together would pass it."""
+    budget = 1 << 20
+    store = Streams(Limits(max_memory_bytes=budget)).store
+    first_key, first = _reserving(store, "first")
+    store.reserve(first_key, first, budget // 4)
+    key, state = _reserving(store, "second")
+    try:
+        store.reserve(key, state, budget - budget // 4 + 1)
+    except ResourceExhausted as refusal:
+        assert "--max-memory-bytes" in refusal.message
+    else:
+        raise AssertionError("a reservation past the budget was held")
+    third_key, third = _reserving(store, "third")
+    store.reserve(third_key, third, budget - budget // 4)
+    held = ((first_key, first, budget // 4), (third_key, third, budget - budget // 4))
+    for key, state, amount in held:
+        store.discard(key, state)  # nothing applied: only the reservation goes back
+        store.settle(state, amount)
+    assert store.memory == 0 and store.counts() == {}
+
+
+def test_kept_finals_give_way_oldest_first_and_no_more_than_the_chunk_needs() -> None:
+    budget = 4 << 20
+    streams = Streams(Limits(max_memory_bytes=budget), clock=lambda: 0.0)
+    for n in range(3):
+        streams.process(f"done-{n}", "p" * 300_000, mode=APPEND, sequence=1)
+        assert streams.process(f"done-{n}", "!", sequence=2, final=True).final
+    store = streams.store
+    kept = dict(store._final_results)
+    assert len(kept) == 3
+    oldest = next(iter(kept))
+    # Exactly what dropping the oldest kept final makes room for.
+    amount = budget - store.memory + kept[oldest]
+    key, state = _reserving(store, "new")
+    store.reserve(key, state, amount)
+    assert list(store._final_results) == list(kept)[1:]
+    store.discard(key, state)
+    store.settle(state, amount)
+    assert store.counts() == store.recount()

@@ -225,12 +225,13 @@ class Session:
 
     def _rebuilt(self) -> tuple[Processor | None, bool]:
         """(processor, failed) as they were before the final reached the processor: rebuilt
-        from the tracked text, as any store could."""
+        from the tracked text, as any store could. One that cannot read the text again is
+        let go, as any stopped processor is."""
         processor = self._new_processor()
         text = self._tracker.text
         try:
             if text and processor is not None:
                 processor.process(text, final=False, complete_text=lambda: text)
         except InvalidArgument:
-            return processor, True
+            return None, True
         return processor, False

@@ -1,0 +1,134 @@
+"""Session, one id's state machine, driven directly: no store, no threads, no wire. Each
+rule of its docstring, and what a refused final leaves behind."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import chunkings_of
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server._wire import response_size
+from server.engine import (
+    BUILTIN_PROCESSORS,
+    FailedPrecondition,
+    InvalidArgument,
+    Limits,
+    Mode,
+    ReasoningText,
+    ResourceExhausted,
+    Session,
+)
+
+
+def session(processor: str = "text", mode: Mode = Mode.APPEND, **limits: int) -> Session:
+    return Session(
+        "id",
+        processor_type=processor,
+        factory=BUILTIN_PROCESSORS[processor],
+        mode=mode,
+        limits=Limits(**limits),
+        response_size=response_size,
+    )
+
+
+def test_another_processor_or_mode_is_refused_and_none_means_its_own() -> None:
+    s = session("json")
+    s.check("", None)
+    s.check("json", Mode.APPEND)
+    with pytest.raises(FailedPrecondition, match="uses processor 'json', not 'plan'"):
+        s.check("plan", None)
+    with pytest.raises(FailedPrecondition, match="uses mode APPEND, not SNAPSHOT"):
+        s.check("", Mode.SNAPSHOT)
+
+
+@given(st.lists(st.integers(1, 50), max_size=20))
+def test_a_number_at_or_below_the_last_applied_is_a_duplicate(numbers: list[int]) -> None:
+    s = session()
+    last = 0
+    for number in numbers:
+        assert s.is_duplicate(number) == (number <= last)
+        assert not s.is_duplicate(0)
+        if not s.is_duplicate(number):
+            s.feed("x", sequence=number)
+            last = number
+        assert s.last_sequence == last
+
+
+def test_a_final_finishes_the_session_and_carries_the_whole_text() -> None:
+    s = session()
+    assert not s.feed("ab").final and not s.finished
+    final = s.feed("c", final=True, sequence=4)
+    assert (final.final, final.complete_text, final.delta, final.sequence) == (True, "abc", "c", 4)
+    assert s.finished and s.last_sequence == 4
+
+
+def test_text_over_the_limit_is_refused_and_changes_nothing() -> None:
+    s = session(max_text_bytes=4)
+    s.feed("abc", sequence=1)
+    with pytest.raises(ResourceExhausted):
+        s.feed("de", sequence=2)
+    assert (s.text, s.last_sequence) == ("abc", 1)
+
+
+@given(st.text(alphabet='ab "{}:', max_size=30).flatmap(chunkings_of))
+def test_text_the_processor_cannot_read_is_reported_beside_its_delta(chunks: list[str]) -> None:
+    s = session("json")
+    text = "".join(chunks)
+    failed_at = None
+    for n, chunk in enumerate(chunks):
+        result = s.feed(chunk)
+        assert result.delta == chunk  # APPEND: tracked whatever the processor says
+        if result.error is not None:
+            assert isinstance(result.error, InvalidArgument) and failed_at is None
+            failed_at = n
+        elif failed_at is not None:
+            assert result.output is None  # stopped: nothing more, no more errors
+    assert s.text == text
+    assert s.failed == (failed_at is not None)
+    assert (s.processor is None) == s.failed
+
+
+class ReadsFiveAtATime:
+    """A plugin that reads any text in pieces of at most five characters, and refuses more
+    at once: read again in one go, what it read piecewise is text it cannot read."""
+
+    def __init__(self, chunk_id: str, *, max_json_depth: int) -> None:
+        self.seen = ""
+
+    def process(self, new_text, *, final, complete_text):
+        if len(new_text) > 5:
+            raise InvalidArgument("more than five characters at once")
+        self.seen += new_text
+        return ReasoningText("id", "t", "", new_text, self.seen, "completed" if final else "")
+
+
+def test_a_refused_final_rebuilds_the_processor_from_the_text_and_keeps_what_it_says() -> None:
+    """A final too big to send is refused having changed nothing: the text is put back
+    and the processor, which read the final, is made again from the text. A processor
+    that cannot read the text again stops, as for any text it cannot read."""
+    s = Session(
+        "id",
+        processor_type="five",
+        factory=ReadsFiveAtATime,
+        mode=Mode.APPEND,
+        limits=Limits(max_response_bytes=60),
+        response_size=response_size,
+    )
+    s.feed("abc")
+    s.feed("def")
+    with pytest.raises(ResourceExhausted, match="--max-response-bytes"):
+        s.feed("g" * 5, final=True)
+    assert s.text == "abcdef" and not s.finished
+    assert s.failed and s.processor is None  # "abcdef" at once is more than five
+    assert s.feed("h").output is None
+
+
+def test_a_refused_final_leaves_a_processor_that_goes_on_as_before() -> None:
+    s = session("plan", max_response_bytes=400)
+    s.feed('{"plan_markdown": "ab')
+    with pytest.raises(ResourceExhausted):
+        s.feed("c" * 500, final=True)
+    assert not s.failed and s.text == '{"plan_markdown": "ab'
+    result = s.feed("cd")
+    assert isinstance(result.output, ReasoningText) and result.output.message_chunk == "cd"
