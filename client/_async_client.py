@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
+from typing import cast
 
 import grpc
 from chunkwise.v1 import streaming_pb2
@@ -22,6 +23,7 @@ class AsyncClient(BaseClient):
     _insecure_channel = staticmethod(grpc.aio.insecure_channel)
     _secure_channel = staticmethod(grpc.aio.secure_channel)
     _default_sleep = staticmethod(asyncio.sleep)
+    _sleep: Callable[[float], Awaitable[None]]
 
     def stream(self, *, raise_on_error: bool = False, timeout: float | None = None) -> AsyncStream:
         """A ProcessChunks session: ``await send(...)``, ``async for`` the updates."""
@@ -214,14 +216,16 @@ class AsyncStream(BaseStream):
 
     async def _write(self, request: streaming_pb2.ProcessChunksRequest) -> None:
         try:
-            await self._call.write(request)
+            # Called with a call open (send checks, _open sets it); per message, so no cast.
+            await self._call.write(request)  # type: ignore[union-attr]
         except (grpc.RpcError, asyncio.InvalidStateError):
             # The call has ended; reading reports how, and resends this request if it can.
             pass
 
     async def _done_writing(self) -> None:
         try:
-            await self._call.done_writing()
+            # Called with a call open: by close, which checks, and by _open, which sets it.
+            await cast(grpc.aio.StreamStreamCall, self._call).done_writing()
         except (grpc.RpcError, asyncio.InvalidStateError):
             pass
 
@@ -244,7 +248,11 @@ class _Feeding:
     done = False
 
 
-async def _feed(stream: AsyncStream, feeding: _Feeding, plan: FeedPlan) -> None:
+async def _feed(
+    stream: AsyncStream,
+    feeding: _Feeding,
+    plan: FeedPlan[Iterable[str] | AsyncIterable[str]],
+) -> None:
     """Sends the chunks of ``AsyncClient.process``; wakes the reader when done."""
     try:
         if isinstance(plan.chunks, AsyncIterable):

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
 from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
@@ -44,7 +44,14 @@ class BaseClient:
 
     _insecure_channel: ClassVar[Callable[..., Any]]
     _secure_channel: ClassVar[Callable[..., Any]]
-    _default_sleep: ClassVar[Callable[[float], Any]]
+    if TYPE_CHECKING:
+        # A staticmethod, not a Callable class attribute: mypy takes one read on an instance
+        # for a method, bound to the instance.
+        @staticmethod
+        def _default_sleep(seconds: float, /) -> object: ...
+
+    # time.sleep's result or asyncio.sleep's awaitable: each client narrows it.
+    _sleep: Callable[[float], object]
 
     def __init__(
         self,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
+from typing import Protocol, cast
 
 import grpc
 from chunkwise.v1 import streaming_pb2
@@ -20,6 +21,17 @@ from ._models import ChunkUpdate, Mode, ProcessorInfo, TextInfo
 _END = object()
 
 
+class _Responses(Protocol):
+    """What ProcessChunks returns, as ``Stream`` uses it: grpc's call object (grpc ships no
+    annotations), an iterator of the answers that can be cancelled."""
+
+    def __iter__(self) -> Iterator[streaming_pb2.ProcessChunksResponse]: ...
+
+    def __next__(self) -> streaming_pb2.ProcessChunksResponse: ...
+
+    def cancel(self) -> bool: ...
+
+
 def _requests_from(pipe: queue.Queue) -> Iterator[streaming_pb2.ProcessChunksRequest]:
     while (request := pipe.get()) is not _END:
         yield request
@@ -31,6 +43,7 @@ class Client(BaseClient):
     _insecure_channel = staticmethod(grpc.insecure_channel)
     _secure_channel = staticmethod(grpc.secure_channel)
     _default_sleep = staticmethod(time.sleep)
+    _sleep: Callable[[float], None]
 
     def stream(self, *, raise_on_error: bool = False, timeout: float | None = None) -> Stream:
         """A ProcessChunks session: ``send`` chunks, iterate for their updates.
@@ -139,7 +152,7 @@ class Stream(BaseStream):
         self._client: Client = client
         self._condition = threading.Condition()
         self._pipe: queue.Queue | None = None
-        self._call = None
+        self._call: _Responses | None = None
 
     def __enter__(self) -> Stream:
         with self._condition:
@@ -214,7 +227,8 @@ class Stream(BaseStream):
         try:
             for _ in self:
                 pass
-            for response in self._call:
+            # Open: _open sets the call with the pipe.
+            for response in cast(_Responses, self._call):
                 raise ProtocolError(f"an answer for {response.chunk_id!r} came unasked")
         except grpc.RpcError:
             # Every request is answered; how the server ends the stream changes nothing.
@@ -265,7 +279,7 @@ class Stream(BaseStream):
 class _Feeder(threading.Thread):
     """Sends the chunks of ``Client.process`` from a thread of its own."""
 
-    def __init__(self, stream: Stream, plan: FeedPlan) -> None:
+    def __init__(self, stream: Stream, plan: FeedPlan[Iterable[str]]) -> None:
         super().__init__(name=f"chunkwise-feeder-{plan.chunk_id}", daemon=True)
         self._stream = stream
         self._plan = plan

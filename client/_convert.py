@@ -27,7 +27,7 @@ _MODE_NUMBERS = {
 }
 
 
-def mode_number(mode: Mode | None) -> int:
+def mode_number(mode: Mode | None) -> streaming_pb2.DeltaMode:
     """The proto DeltaMode for a mode name; a ValueError lists the names allowed."""
     try:
         return _MODE_NUMBERS[mode]

@@ -8,7 +8,7 @@ it sends ``closing()``, if any. Reading, sending and stopping early are the clie
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable, Sequence
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 from . import _convert
 from ._models import Mode
@@ -24,7 +24,11 @@ class Send(NamedTuple):
     final: bool
 
 
-class FeedPlan:
+#: What ``chunks`` is: an iterable for ``Client``, either kind for ``AsyncClient``.
+_Chunks = TypeVar("_Chunks", bound=Iterable[str] | AsyncIterable[str])
+
+
+class FeedPlan(Generic[_Chunks]):
     """The requests of ``Client.process`` and ``AsyncClient.process`` for one id.
 
     A list or tuple says where it ends, so with ``final`` its last chunk goes as the final
@@ -38,7 +42,7 @@ class FeedPlan:
     def __init__(
         self,
         chunk_id: str,
-        chunks: Iterable[str] | AsyncIterable[str],
+        chunks: _Chunks,
         *,
         processor_type: str,
         mode: Mode | None,

@@ -54,13 +54,14 @@ class JsonBuilder:
         for delta in deltas:
             tokens = _pointer(delta.path)
             if delta.set_json is not None:
-                self._set(tokens, self._load(delta))
+                self._set(tokens, self._load(delta.set_json, delta))
             else:
                 self._append(tokens, delta.append or "")
 
-    def _load(self, delta: JsonDelta) -> Any:
+    def _load(self, set_json: str, delta: JsonDelta) -> Any:
+        """``delta.set_json`` as a value, passed apart once the caller has seen it is set."""
         try:
-            return json.loads(delta.set_json, parse_float=self._parse_float)
+            return json.loads(set_json, parse_float=self._parse_float)
         except json.JSONDecodeError:
             raise  # not JSON at all: the server broke the protocol
         except ValueError as exc:

@@ -11,6 +11,7 @@ import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import grpc
 from chunkwise.v1 import streaming_pb2 as pb
@@ -72,7 +73,7 @@ class Server:
         await self.grpc_server.start()
         self._expiry = asyncio.create_task(self._expire_forever(), name="chunkwise-expiry")
 
-    async def stop(self, grace: float | None) -> None:
+    async def stop(self, grace: float) -> None:
         log_event(_log, logging.INFO, "draining", grace_period=grace)
         self._drain_gate.close()
         await self.health.enter_graceful_shutdown()
@@ -125,7 +126,11 @@ async def _addresses(host: str, port: int) -> list[tuple[int, str]]:
             f"cannot listen on {listen_address(host, port)}: "
             f"{host} does not resolve ({error.strerror})"
         ) from error
-    found = [(family, sockaddr[0]) for family, _, _, _, sockaddr in infos]
+    # A numeric host: typeshed also allows (int, bytes) for AF_INET6, which only a Python
+    # built without IPv6 support returns.
+    found: list[tuple[int, str]] = [
+        (family, cast(str, sockaddr[0])) for family, _, _, _, sockaddr in infos
+    ]
     if host.lower().rstrip(".") == "localhost":
         # gRPC's own resolver (c-ares, after RFC 6761) gives clients both loopbacks for
         # localhost even where /etc/hosts lists only 127.0.0.1, and a client tries ::1
@@ -315,12 +320,16 @@ async def serve(config: Config) -> None:
     # Tests and scripts wait for this exact line to learn the port.
     sys.stdout.write(f"chunkwise listening on {config.host}:{port}\n")
     sys.stdout.flush()
-    security = {
-        "tls": config.tls_cert is not None,
-        "client_certificates": config.tls_client_ca is not None,
-        "bearer_tokens": config.auth_tokens is not None,
-    }
-    where = {"host": config.host, "port": port, "event_loop": running_loop_kind()}
-    log_event(_log, logging.INFO, "listening", **where, **security)
+    log_event(
+        _log,
+        logging.INFO,
+        "listening",
+        host=config.host,
+        port=port,
+        event_loop=running_loop_kind(),
+        tls=config.tls_cert is not None,
+        client_certificates=config.tls_client_ca is not None,
+        bearer_tokens=config.auth_tokens is not None,
+    )
     await stop_requested.wait()
     await server.stop(config.grace_period)

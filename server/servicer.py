@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from typing import TypeVar
+from typing import Literal, NoReturn, Protocol, TypeVar, overload
 
 import grpc
 from chunkwise.v1 import streaming_pb2 as pb
@@ -121,6 +121,16 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
     def _answer_on_worker(self, request: pb.ProcessChunksRequest, namespace: str) -> bytes:
         with collection_held_off():
             return self._answer(request, namespace, True)
+
+    @overload
+    def _answer(
+        self, request: pb.ProcessChunksRequest, namespace: str, wait: Literal[True]
+    ) -> bytes: ...
+
+    @overload
+    def _answer(
+        self, request: pb.ProcessChunksRequest, namespace: str, wait: Literal[False]
+    ) -> bytes | None: ...
 
     def _answer(self, request: pb.ProcessChunksRequest, namespace: str, wait: bool) -> bytes | None:
         """The serialized response: ProcessChunks is registered without a response
@@ -247,8 +257,15 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) 
         pass
 
 
+class _AbortingContext(Protocol):
+    """grpc.aio.ServicerContext as `_unary` uses it. grpc ships no annotations; its own
+    source declares abort() NoReturn, as here: it always raises."""
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn: ...
+
+
 async def _unary(
-    context: grpc.aio.ServicerContext,
+    context: _AbortingContext,
     rpc: str,
     call: Callable[[], _T],
     executor: Executor | None = None,
