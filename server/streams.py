@@ -46,6 +46,11 @@ class Answer(NamedTuple):
     response: bytes
 
 
+# An Answer made in C: a NamedTuple's own constructor is Python code, a microsecond once
+# per chunk.
+_new = tuple.__new__
+
+
 class Streams:
     """Tracks text per (namespace, chunk id) and runs each id's session over it.
 
@@ -239,17 +244,17 @@ class Streams:
                 store.finish(key, state, (sequence, as_duplicate(response)), self._clock())
             elif sequence:
                 state.remember(sequence, as_duplicate(response))
-            return Answer(result, response)
+            return _new(Answer, (result, response))
         finally:
             store.settle(state, reserved)
 
     def _encoded(self, result: ChunkResult) -> Answer:
-        return Answer(result, self._encode(result))
+        return _new(Answer, (result, self._encode(result)))
 
     def _live_duplicate(self, chunk_id: str, sequence: int, state: IdState) -> Answer:
         result = ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
         kept = state.recall(sequence)
-        return Answer(result, kept) if kept is not None else self._encoded(result)
+        return _new(Answer, (result, kept)) if kept is not None else self._encoded(result)
 
     def _finished_duplicate(
         self, chunk_id: str, sequence: int, final: bool, finished: Finished
@@ -258,7 +263,7 @@ class Streams:
         known = finished.final_answer
         if known is not None and known[0] == sequence:
             result.final = True
-            return Answer(result, known[1])
+            return _new(Answer, (result, known[1]))
         if final and known is not None:
             # A resent final of another number repeats the final's complete text: read
             # back from the kept response, which this rare case alone needs apart.
