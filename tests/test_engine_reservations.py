@@ -1,0 +1,74 @@
+"""What a chunk reserves for its processor (`growth_bound`), at the rates docs/limits.md
+gives ("Memory is bounded by the limits"): for the JSON processors 16.2 KiB for each `{` or
+`[` (8.1 MiB at most in all) and 5.2 bytes a character; `metric` and `dashboard` add 640 B
+for each `{`, 128 B for each `"` and 12.5 bytes a character. A chunk of at most 256
+characters counts every character as a bracket and a quote.
+
+tests/test_engine_bounds.py checks the bound is never passed; this file checks it is the
+documented one, which decides when a chunk gets RESOURCE_EXHAUSTED. Rates are measured as
+differences between texts of one length (the docs round to a tenth).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from server.engine._processors import BUILTIN_PROCESSORS
+
+KIB, MIB = 1024, 1024 * 1024
+JSON_LIKE = ["json", "plan", "search_data_catalog"]
+FILES = ["metric", "dashboard"]
+
+
+def bound(name: str, text: str) -> int:
+    return BUILTIN_PROCESSORS[name]("r").growth_bound(text)
+
+
+def per_char(name: str) -> float:
+    return (bound(name, "a" * 3000) - bound(name, "a" * 1000)) / 2000
+
+
+def per(name: str, char: str, count: int = 100, length: int = 1000) -> float:
+    """What each `char` adds to the bound of a text of `length` characters."""
+    text = char * count + "a" * (length - count)
+    return (bound(name, text) - bound(name, "a" * length)) / count
+
+
+@pytest.mark.parametrize("name", ["json", *FILES])
+def test_each_character_reserves_the_documented_bytes(name):
+    expected = 5.2 + (12.5 if name in FILES else 0)
+    assert per_char(name) == pytest.approx(expected, abs=0.1)
+
+
+@pytest.mark.parametrize("name", JSON_LIKE + FILES)
+def test_each_bracket_reserves_a_frame_and_each_file_its_640_bytes(name):
+    extra = 640 if name in FILES else 0
+    assert per(name, "{") == pytest.approx(16.2 * KIB + extra, abs=0.05 * KIB)
+    assert per(name, "[") == pytest.approx(16.2 * KIB, abs=0.05 * KIB)
+
+
+@pytest.mark.parametrize("name", JSON_LIKE + FILES)
+def test_each_quote_reserves_128_bytes_for_metric_and_dashboard_only(name):
+    assert per(name, '"') == (128 if name in FILES else 0)
+
+
+@pytest.mark.parametrize("name", JSON_LIKE + FILES)
+def test_brackets_reserve_at_most_8_1_mib_in_all(name):
+    n = 300_000
+    frames = bound(name, "[" * n) - bound(name, "a" * n)
+    assert frames == pytest.approx(8.1 * MIB, abs=0.05 * MIB)
+
+
+@pytest.mark.parametrize("name", JSON_LIKE + FILES)
+@pytest.mark.parametrize("length", [0, 1, 2, 100, 255, 256])
+def test_a_chunk_of_at_most_256_characters_counts_each_as_a_bracket_and_a_quote(name, length):
+    bounds = {bound(name, c * length) for c in 'a{["'}
+    assert len(bounds) == 1
+
+
+@pytest.mark.parametrize("name", JSON_LIKE + FILES)
+def test_a_chunk_of_257_characters_has_its_brackets_counted(name):
+    assert per(name, "{", length=257) == per(name, "{")
+    assert per(name, "[", length=257) == per(name, "[")
+    # So one without brackets reserves less than a chunk of 256 characters.
+    assert bound(name, "a" * 257) < bound(name, "a" * 256)
