@@ -1,11 +1,14 @@
 """Server settings: defaults from the contract, validation naming the field, flags."""
 
+import os
+import subprocess
+import sys
 from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
 
-from server.cli import build_parser, parse_config
+from server.cli import build_parser, environment_variable, parse_config
 from server.config import Config
 from server.engine import Limits
 
@@ -181,3 +184,66 @@ def test_every_config_field_has_a_flag_and_every_flag_a_field() -> None:
         action = flags[option]
         assert (action.dest, action.default) == (setting.name, setting.default)
         assert action.help and option in usage
+
+
+# -- environment variables: "every flag can also be set by CHUNKWISE_<FLAG>; a flag wins"
+
+
+def test_every_setting_has_its_variable_and_the_help_names_it() -> None:
+    environ = {environment_variable(s.name): "" for s in fields(Config)}
+    assert "CHUNKWISE_MAX_ID_BYTES" in environ and "CHUNKWISE_TLS_CLIENT_CA" in environ
+    usage = build_parser({}).format_help()
+    for variable in environ:
+        assert variable in usage
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "expected"),
+    [
+        ("CHUNKWISE_MAX_IDS", "7", {"max_ids": 7}),
+        ("CHUNKWISE_IDLE_TTL", "2.5", {"idle_ttl": 2.5}),
+        ("CHUNKWISE_LOG_LEVEL", "debug", {"log_level": "DEBUG"}),
+        ("CHUNKWISE_HOST", "0.0.0.0", {"host": "0.0.0.0"}),
+        ("CHUNKWISE_AUTH_TOKENS", "t.txt", {"auth_tokens": Path("t.txt")}),
+    ],
+)
+def test_a_variable_sets_its_setting_and_its_flag_wins(
+    variable: str, text: str, expected: dict[str, object]
+) -> None:
+    assert parse_config([], {variable: text}) == Config(**expected)
+    name = next(iter(expected))
+    flag_value = {"max_ids": "9", "idle_ttl": "4", "log_level": "ERROR", "host": "::1"}
+    flag_value["auth_tokens"] = "u.txt"
+    flags = [f"--{name.replace('_', '-')}={flag_value[name]}"]
+    assert parse_config(flags, {variable: text}) == parse_config(flags, {}) != Config(**expected)
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "says"),
+    [
+        ("CHUNKWISE_MAX_IDS", "many", "CHUNKWISE_MAX_IDS='many' (--max-ids)"),
+        ("CHUNKWISE_LOG_LEVEL", "loud", "CHUNKWISE_LOG_LEVEL='loud' (--log-level)"),
+        ("CHUNKWISE_PORT", "70000", "port"),
+        ("CHUNKWISE_MAX_IDS", "0", "max_ids"),
+    ],
+)
+def test_a_bad_variable_exits_with_usage_naming_the_setting(
+    capsys: pytest.CaptureFixture[str], variable: str, text: str, says: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config([], {variable: text})
+    assert exit_info.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_server_reads_its_variables_from_the_environment() -> None:
+    """Through `python -m server` itself: the variable's bad value stops it with status 2."""
+    run = subprocess.run(
+        [sys.executable, "-m", "server"],
+        env={**os.environ, "CHUNKWISE_MAX_JSON_DEPTH": "deep"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "CHUNKWISE_MAX_JSON_DEPTH='deep' (--max-json-depth)" in run.stderr
