@@ -232,6 +232,23 @@ async def _listen(
     return port
 
 
+def _connection_options(config: Config) -> list[tuple[str, int]]:
+    """Keepalive and connection age, in gRPC's milliseconds."""
+    options = [
+        ("grpc.keepalive_time_ms", round(config.keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", round(config.keepalive_timeout * 1000)),
+        # Clients may ping an idle connection too, as often as the server does.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", round(config.keepalive_time * 1000)),
+    ]
+    if config.max_connection_age:
+        options += [
+            ("grpc.max_connection_age_ms", round(config.max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(config.max_connection_age_grace * 1000)),
+        ]
+    return options
+
+
 async def create_server(
     config: Config,
     streams: Streams | None = None,
@@ -269,6 +286,7 @@ async def create_server(
             # gRPC sets SO_REUSEPORT by default, which would let a second server start on a
             # port that is already serving and quietly split its traffic.
             ("grpc.so_reuseport", 0),
+            *_connection_options(config),
         ],
     )
     add_to_server(

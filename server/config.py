@@ -169,6 +169,26 @@ class Config:
     grace_period: float = _seconds(
         10.0, _not_negative, help="seconds open streams may run on after SIGTERM or SIGINT"
     )
+    #: Load balancers and proxies drop idle connections; pings keep them open, and show a
+    #: dead peer. gRPC's own server default is two hours.
+    keepalive_time: float = _seconds(
+        60.0, _positive, help="seconds between keepalive pings on a connection"
+    )
+    keepalive_timeout: float = _seconds(
+        20.0,
+        _positive,
+        help="seconds a keepalive ping may go unanswered before the connection closes",
+    )
+    #: A client that never reconnects stays on one replica however many are added behind a
+    #: load balancer; past this age the server asks it to reconnect (HTTP/2 GOAWAY).
+    max_connection_age: float = _seconds(
+        0.0,
+        _not_negative,
+        help="seconds a connection may live before the client is asked to reconnect; 0: no limit",
+    )
+    max_connection_age_grace: float = _seconds(
+        30.0, _not_negative, help="seconds the calls of a connection past its age may run on"
+    )
     log_level: str = _setting(
         "WARNING",
         _of_type(str),
