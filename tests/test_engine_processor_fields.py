@@ -105,15 +105,41 @@ def test_every_file_whose_name_completes_in_a_chunk_appears_in_it(name):
 
 @pytest.mark.parametrize("name", ["metric", "dashboard"])
 def test_content_after_the_name_shows_in_the_chunk_that_brings_it(name):
-    """Contract: one FileDelta per file that has something new; its text_chunk is the
-    content the chunk added."""
+    """Contract: one FileDelta per file that has something new (no output when no file
+    has); its text_chunk is the content the chunk added. The final response lists every
+    file with its full text."""
     pieces = ['{"files": [{"name": "a", "yml_content": "x', "yz", "", '"}, {"na', "me", '": "b"']
-    outs = run(BUILTIN_PROCESSORS[name]("m"), pieces, final=False)
-    assert [file_deltas(o) for o in outs] == [
+    processor = BUILTIN_PROCESSORS[name]("m")
+    outs = run(processor, pieces, final=False)
+    assert [file_deltas(o) if o else None for o in outs] == [
         [("a", "x")],
         [("a", "yz")],
-        [],
-        [],
-        [],
+        None,
+        None,
+        None,
         [("b", "")],
     ]
+    assert processor.held_bytes == processor.recount_held_bytes()
+    final = processor.process(', "yml_content": "q"}]}', final=True, complete_text=str)
+    assert [(f.file_name, f.text_chunk, f.text, f.status) for f in final.files] == [
+        ("a", "", "xyz", "completed"),
+        ("b", "q", "q", "completed"),
+    ]
+    assert processor.held_bytes == processor.recount_held_bytes()
+
+
+@pytest.mark.parametrize("name", ["metric", "dashboard"])
+@pytest.mark.parametrize("whole", [True, False])
+def test_only_the_first_files_array_is_read(name, whole):
+    """Nothing shown is taken back (contract), so of repeated "files" keys only the first
+    array's elements are files (the processor's rule): a "files" object before it is not
+    an array, and a later array is ignored, even where its paths are those of the first."""
+    text = (
+        '{"files": {"0": {"name": "o", "yml_content": "no"}}, '
+        '"files": [5, {"name": "a"}], '
+        '"files": [{"name": "b"}, {"yml_content": "x", "name": "c"}]}'
+    )
+    outs = run(BUILTIN_PROCESSORS[name]("m"), [text] if whole else list(text))
+    assert [(f.file_name, f.text) for f in outs[-1].files] == [("a", "")]
+    if not whole:
+        assert [d for o in outs[:-1] if o for d in file_deltas(o)] == [("a", "")]
