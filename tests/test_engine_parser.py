@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 
 import pytest
 from chunkwise.v1 import streaming_pb2 as pb
@@ -600,3 +601,37 @@ def test_threads_racing_for_the_last_ids_never_pass_max_ids():
     assert len(accepted) == 50
     assert refusals == ["RESOURCE_EXHAUSTED"] * (threads * tries - 50)
     assert all(text_of(parser, chunk_id) == chunk_id for chunk_id in accepted)
+
+
+def test_a_reader_waiting_on_a_first_request_that_is_refused_finds_nothing() -> None:
+    """A refused request changes nothing: GetCompleteText, waiting for the id's first
+    request while it runs, finds no id when that request is refused."""
+    started, go_on = threading.Event(), threading.Event()
+
+    class Slow:
+        def __init__(self, chunk_id: str, *, max_json_depth: int) -> None:
+            started.set()
+            go_on.wait(10)
+
+        def process(self, new_text, *, final, complete_text):
+            return None
+
+    parser = Streams(Limits(max_text_bytes=10), processors={"text": Slow})
+    first = threading.Thread(target=parser.process, args=("id", "x" * 11))
+    first.start()
+    assert started.wait(10)
+    found: list[object] = []
+
+    def read() -> None:
+        try:
+            found.append(parser.complete_text("id"))
+        except NotFound as missing:
+            found.append(missing)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.2)  # the reader is waiting on the id
+    go_on.set()
+    first.join(10)
+    reader.join(10)
+    assert len(found) == 1 and isinstance(found[0], NotFound), found

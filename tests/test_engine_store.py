@@ -127,3 +127,21 @@ def test_kept_finals_give_way_oldest_first_and_no_more_than_the_chunk_needs() ->
     store.discard(key, state)
     store.settle(state, amount)
     assert store.counts() == store.recount()
+
+
+def test_a_kept_response_may_take_exactly_its_limit_and_the_kept_total_stays_exact() -> None:
+    """Duplicates "carry the same delta and output as the first time when the server still
+    knows them": it keeps the last RECENT_RESPONSES responses of an id, each of at most
+    RECENT_RESPONSE_BYTES as held, and charges exactly what those hold."""
+    from server.store import KEPT_OVERHEAD, RECENT_RESPONSE_BYTES, RECENT_RESPONSES, kept_bytes
+
+    store = Streams().store
+    _, state = _reserving(store, "id")
+    state.remember(1, b"x" * (RECENT_RESPONSE_BYTES - KEPT_OVERHEAD))
+    state.remember(2, b"y" * (RECENT_RESPONSE_BYTES - KEPT_OVERHEAD + 1))
+    assert state.recall(1) is not None and state.recall(2) is None
+    for sequence in range(3, 3 + 2 * RECENT_RESPONSES):
+        state.remember(sequence, b"z" * (sequence * 7))
+        assert state.recent_bytes == sum(kept_bytes(response) for _, response in state.recent)
+    assert len(state.recent) == RECENT_RESPONSES
+    assert state.recall(2 + 2 * RECENT_RESPONSES) == b"z" * ((2 + 2 * RECENT_RESPONSES) * 7)
