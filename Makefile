@@ -54,7 +54,7 @@ $(MUTMUT): $(INSTALLED)
 MUTATE_JOBS ?= 2
 mutate: setup $(MUTMUT)
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(ARGS)
+	CHUNKWISE_HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(ARGS)
 	$(BIN)/python tests/mutation_score.py
 
 # buf reads protos/buf.yaml (protos/ is the module root). `buf breaking` compares protos/ with

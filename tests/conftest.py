@@ -12,6 +12,11 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# `make mutate`: each mutant runs the tests that reach it; fewer examples a property keep a
+# full run within an hour on 2 cores (a mutant that survives them is looked at by hand).
+settings.register_profile(
+    "mutate", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("CHUNKWISE_HYPOTHESIS_PROFILE", "default"))
 
 # Real chunkwise servers (in-process and as a subprocess) and clients for them.
