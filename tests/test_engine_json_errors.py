@@ -178,3 +178,36 @@ def test_held_bytes_after_an_error_is_still_a_recount(text):
             for piece in pieces:
                 reader.feed(piece)
         assert reader.held_bytes == reader.recount_held_bytes()
+
+
+def first_failing_feed(text: str) -> int:
+    """The index of the code point whose feed first fails, fed one at a time."""
+    reader = JsonReader()
+    for k, char in enumerate(text):
+        try:
+            reader.feed(char)
+        except InvalidArgument:
+            return k
+    raise AssertionError(f"no feed of {text!r} failed")
+
+
+OFFSETS = [(text, int(message.rsplit(" ", 1)[1])) for text, message in NAMED + ESCAPES + FENCES]
+
+
+@pytest.mark.parametrize("text,offset", [*OFFSETS, ('"\\uZ', 3), ('"ab\\u0Z', 6)])
+def test_the_error_comes_with_the_first_character_that_cannot_be_there(text, offset):
+    """Module docstring: an offset names the first character that cannot be there; fed one
+    code point at a time, the feed of that character is the first to fail."""
+    assert first_failing_feed(text) == offset
+
+
+@pytest.mark.parametrize("escape,char", [("\\u0041", "A"), ("\\u00e9", "é"), ("\\n", "\n")])
+@pytest.mark.parametrize("before", ['"', '"ab', '{"k": "x'])
+def test_a_complete_escape_at_the_end_of_a_piece_is_shown_at_once(escape, char, before):
+    """Contract: nothing shown is taken back, and text is emitted as soon as it is certain:
+    a finished escape (not a high surrogate, which waits for its low half) does not wait
+    for the next piece."""
+    reader = JsonReader()
+    reader.feed(before)
+    ops = reader.feed(escape)
+    assert [op.text for op in ops if hasattr(op, "text")] == [char]
