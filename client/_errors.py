@@ -1,6 +1,7 @@
 """Errors the client raises.
 
-    ChunkwiseError            every failed call (``.code``: grpc.StatusCode or None, ``.message``)
+    ChunkwiseError            every failed call (``.code``: grpc.StatusCode or None,
+                              ``.message``, ``.details``: the google.rpc details)
     ├── Cancelled             CANCELLED: the call was cancelled, by this side or the server
     ├── Unknown               UNKNOWN, and any status without a class of its own
     ├── InvalidArgument       INVALID_ARGUMENT: empty or oversized chunk id, unknown processor
@@ -37,15 +38,28 @@ import contextlib
 from collections.abc import Iterator
 
 import grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 
 class ChunkwiseError(Exception):
     grpc_status_code: grpc.StatusCode | None = None
 
-    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: grpc.StatusCode | None = None,
+        details: tuple[Message, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code if code is not None else self.grpc_status_code
+        #: The google.rpc details the server sent with the status, decoded: a BadRequest
+        #: naming the field for INVALID_ARGUMENT, a ResourceInfo naming the id for
+        #: NOT_FOUND, a QuotaFailure naming the setting for RESOURCE_EXHAUSTED.
+        self.details = details
 
     def __str__(self) -> str:
         if self.code is None:
@@ -144,15 +158,37 @@ def status_name(number: int) -> str:
     return status.name if status is not None else f"CODE_{number}"
 
 
-def error_for_status(status: grpc.StatusCode | int, message: str) -> ChunkwiseError:
+def error_for_status(
+    status: grpc.StatusCode | int, message: str, details: tuple[Message, ...] = ()
+) -> ChunkwiseError:
     """The error for a status, given as a grpc.StatusCode or its number."""
     if isinstance(status, int):
         resolved = _STATUS_BY_NUMBER.get(status)
         if resolved is None:
-            return Unknown(f"status {status}: {message}")
+            return Unknown(f"status {status}: {message}", details=details)
         status = resolved
     cls = _CLASS_BY_STATUS.get(status, Unknown)
-    return cls(message, code=status)
+    return cls(message, code=status, details=details)
+
+
+def _status_details(exc: grpc.RpcError) -> tuple[Message, ...]:
+    """The google.rpc.Status details of a failed call, those of known types decoded."""
+    if not callable(getattr(exc, "trailing_metadata", None)):
+        return ()
+    try:
+        status = rpc_status.from_call(exc)
+    except ValueError:  # a status in the metadata that disagrees with the call's own
+        return ()
+    if status is None:
+        return ()
+    decoded = []
+    for packed in status.details:
+        kind = getattr(error_details_pb2, packed.TypeName().rpartition(".")[2], None)
+        if kind is not None and packed.Is(kind.DESCRIPTOR):
+            message = kind()
+            packed.Unpack(message)
+            decoded.append(message)
+    return tuple(decoded)
 
 
 def error_from_rpc(exc: grpc.RpcError) -> ChunkwiseError:
@@ -164,7 +200,7 @@ def error_from_rpc(exc: grpc.RpcError) -> ChunkwiseError:
         message = details() or (status.name if status is not None else "call failed")
         if status is None:
             return Unknown(message)
-        return error_for_status(status, message)
+        return error_for_status(status, message, _status_details(exc))
     return Unknown(str(exc) or type(exc).__name__)
 
 

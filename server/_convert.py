@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import grpc
 from chunkwise.v1 import streaming_pb2 as pb
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from server.engine import (
     Append,
@@ -12,10 +16,12 @@ from server.engine import (
     FileDelta,
     InvalidArgument,
     Mode,
+    NotFound,
     Output,
     PartialJson,
     ReasoningFile,
     ReasoningText,
+    ResourceExhausted,
     Set,
     TextInfo,
 )
@@ -36,6 +42,43 @@ def delta_mode(number: int) -> Mode | None:
         return _MODES[number]
     except KeyError:
         raise InvalidArgument(f"unknown delta mode {number}; known: {_MODE_NAMES}") from None
+
+
+def status_details(error: EngineError) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata carrying the error as a google.rpc.Status with a detail naming its
+    subject: BadRequest (the field) for INVALID_ARGUMENT, ResourceInfo (the id) for
+    NOT_FOUND, QuotaFailure (the setting) for RESOURCE_EXHAUSTED. Empty for other errors."""
+    detail: Message
+    if not error.subject:
+        return ()
+    if isinstance(error, InvalidArgument):
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=error.subject, description=error.message
+                )
+            ]
+        )
+    elif isinstance(error, NotFound):
+        detail = error_details_pb2.ResourceInfo(
+            resource_type="chunk id", resource_name=error.subject, description=error.message
+        )
+    elif isinstance(error, ResourceExhausted):
+        detail = error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=error.subject, description=error.message
+                )
+            ]
+        )
+    else:
+        return ()
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    status = status_pb2.Status(
+        code=status_code(error).value[0], message=error.message, details=[packed]
+    )
+    return tuple(rpc_status.to_status(status).trailing_metadata)
 
 
 def status_code(error: EngineError) -> grpc.StatusCode:

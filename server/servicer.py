@@ -261,7 +261,12 @@ class _AbortingContext(Protocol):
     """grpc.aio.ServicerContext as `_unary` uses it. grpc ships no annotations; its own
     source declares abort() NoReturn, as here: it always raises."""
 
-    async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn: ...
+    async def abort(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        trailing_metadata: tuple[tuple[str, bytes], ...] = (),
+    ) -> NoReturn: ...
 
 
 async def _unary(
@@ -279,7 +284,8 @@ async def _unary(
         return await asyncio.get_running_loop().run_in_executor(executor, call)
     except EngineError as error:
         code, message = _convert.status_code(error), error.message
+        details = _convert.status_details(error)
     except Exception:
         log_event(_log, logging.ERROR, "bug in call", exc_info=True, rpc=rpc)
-        code, message = grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE
-    await context.abort(code, message)
+        code, message, details = grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE, ()
+    await context.abort(code, message, details)

@@ -144,7 +144,8 @@ class _Usage:
         return ResourceExhausted(
             f"memory for ids would pass {self.flag} ({self.max_memory} bytes): "
             f"{self.memory} held, {self.reserved} reserved by chunks in flight, "
-            f"this chunk may need {amount}; finish or clear some ids first"
+            f"this chunk may need {amount}; finish or clear some ids first",
+            subject=self.flag,
         )
 
 
@@ -212,14 +213,16 @@ class MemoryStore:
             live = len(self._live)
             if live >= self._total.max_ids:
                 raise ResourceExhausted(
-                    f"{live} ids are tracked, the limit (--max-ids); finish or clear some first"
+                    f"{live} ids are tracked, the limit (--max-ids); finish or clear some first",
+                    subject="--max-ids",
                 )
             tenant = self._tenant(key[0])
             tenant_live = tenant.ids - len(self._tenant_finished[key[0]])
             if tenant_live >= tenant.max_ids:
                 raise ResourceExhausted(
                     f"{tenant_live} ids of this namespace are tracked, the limit "
-                    "(--tenant-max-ids); finish or clear some first"
+                    "(--tenant-max-ids); finish or clear some first",
+                    subject="--tenant-max-ids",
                 )
             state = IdState(tenant)
             state.touched = now

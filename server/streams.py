@@ -149,7 +149,7 @@ class Streams:
                 session = state.session
                 if state.alive and state.applied and session is not None:
                     return TextInfo(session.text, session.last_sequence, session.processor_type)
-        raise NotFound(f"chunk id {chunk_id!r} is not tracked")
+        raise NotFound(f"chunk id {chunk_id!r} is not tracked", subject=chunk_id)
 
     def clear(self, chunk_id: str, *, namespace: str = "") -> bool:
         """Forget the id; False when nothing was tracked. Raises InvalidArgument for a bad id.
@@ -179,10 +179,12 @@ class Streams:
 
     def _check_id(self, chunk_id: str) -> None:
         if not chunk_id:
-            raise InvalidArgument("chunk_id is empty")
+            raise InvalidArgument("chunk_id is empty", subject="chunk_id")
         limit = self.limits.max_id_bytes
         if len(chunk_id) * 4 > limit and (size := len(chunk_id.encode())) > limit:
-            raise InvalidArgument(f"chunk_id is {size} bytes, over the limit of {limit} bytes")
+            raise InvalidArgument(
+                f"chunk_id is {size} bytes, over the limit of {limit} bytes", subject="chunk_id"
+            )
 
     def _check_request(self, chunk_id: str, chunk: str, processor_type: str) -> None:
         self._check_id(chunk_id)
@@ -191,7 +193,10 @@ class Streams:
             raise InvalidArgument(f"unknown processor {processor_type!r}; known: {known}")
         limit = self.limits.max_chunk_bytes
         if len(chunk) * 4 > limit and (size := len(chunk.encode())) > limit:
-            raise ResourceExhausted(f"chunk is {size} bytes, over the limit of {limit} bytes")
+            raise ResourceExhausted(
+                f"chunk is {size} bytes, over the limit of {limit} bytes",
+                subject="--max-chunk-bytes",
+            )
 
     def _apply(
         self,

@@ -21,9 +21,13 @@ from __future__ import annotations
 class EngineError(Exception):
     status_hint = "UNKNOWN"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, subject: str = "") -> None:
         super().__init__(message)
         self.message = message
+        #: What the error is about, for the status details a servicer can add: the request
+        #: field of an InvalidArgument, the id of a NotFound, the setting of a
+        #: ResourceExhausted. Empty when there is no one thing.
+        self.subject = subject
 
 
 class InvalidArgument(EngineError):

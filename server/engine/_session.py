@@ -195,7 +195,8 @@ class Session:
                 raise ResourceExhausted(
                     f"the final response would be {size} bytes, over the limit of "
                     f"{max_response_bytes} bytes (--max-response-bytes); "
-                    "nothing changed: read the text with GetCompleteText, then clear the id"
+                    "nothing changed: read the text with GetCompleteText, then clear the id",
+                    subject="--max-response-bytes",
                 )
             self.finished = True
         else:

@@ -62,7 +62,9 @@ _BYTEARRAY_SLACK = _sizeof(bytearray()) + 16
 
 
 def _too_long(size: int, limit: int) -> ResourceExhausted:
-    return ResourceExhausted(f"text would be {size} bytes, over the limit of {limit} bytes")
+    return ResourceExhausted(
+        f"text would be {size} bytes, over the limit of {limit} bytes", subject="--max-text-bytes"
+    )
 
 
 class Tracker:
