@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from chunkwise.v1 import streaming_pb2 as pb
 
@@ -113,30 +113,10 @@ class Streams:
         except EngineError as exc:
             return self._encoded(ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc))
 
-    def process(
-        self,
-        chunk_id: str,
-        chunk: str,
-        *,
-        processor_type: str = "",
-        mode: Mode | None = None,
-        final: bool = False,
-        sequence: int = 0,
-        namespace: str = "",
-        wait: bool = True,
-    ) -> ChunkResult | None:
-        """`answer()`'s result alone. A duplicate's result has no delta or output: its
-        response carries the first ones."""
-        answer = self.answer(
-            chunk_id,
-            chunk,
-            processor_type=processor_type,
-            mode=mode,
-            final=final,
-            sequence=sequence,
-            namespace=namespace,
-            wait=wait,
-        )
+    def process(self, chunk_id: str, chunk: str, **options: Any) -> ChunkResult | None:
+        """`answer()`'s result alone, for the same arguments. A duplicate's result has no
+        delta or output: its response carries the first ones."""
+        answer = self.answer(chunk_id, chunk, **options)
         return None if answer is None else answer.result
 
     def complete_text(self, chunk_id: str, *, namespace: str = "") -> TextInfo:
