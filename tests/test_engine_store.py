@@ -3,6 +3,8 @@ returns to exactly nothing once every id is forgotten."""
 
 from __future__ import annotations
 
+import pytest
+
 from server.engine import Limits, Mode, ResourceExhausted
 from server.streams import Streams
 
@@ -145,3 +147,83 @@ def test_a_kept_response_may_take_exactly_its_limit_and_the_kept_total_stays_exa
         assert state.recent_bytes == sum(kept_bytes(response) for _, response in state.recent)
     assert len(state.recent) == RECENT_RESPONSES
     assert state.recall(2 + 2 * RECENT_RESPONSES) == b"z" * ((2 + 2 * RECENT_RESPONSES) * 7)
+
+
+def test_an_unnumbered_final_is_not_kept_though_its_id_was_numbered() -> None:
+    """Only a numbered final can have duplicates: an unnumbered one (sequence 0) ending an
+    id whose earlier chunks were numbered leaves only the id's last sequence behind."""
+    from server.store import FINISHED_COST
+
+    streams = Streams()
+    streams.process("id", "ab", mode=APPEND, sequence=1)
+    assert streams.process("id", "cd", final=True).final
+    assert streams.store.memory == FINISHED_COST
+    assert streams.process("id", "x", sequence=1).duplicate
+
+
+@pytest.mark.parametrize(
+    ("limits", "other_namespace"),
+    [
+        # The global budget binds: the other chunk is of another namespace.
+        ({"max_memory_bytes": 1 << 20}, "b"),
+        # The namespace's budget binds: the other chunk is of the same namespace.
+        ({"max_memory_bytes": 2 << 20, "tenant_max_memory_bytes": 1 << 20}, ""),
+    ],
+)
+def test_a_final_is_kept_exactly_when_the_memory_left_holds_it_and_its_record(
+    limits: dict[str, int], other_namespace: str
+) -> None:
+    """Kept finals are a cache within --max-memory-bytes: a final is kept only when the
+    memory left once its id is finished (the budget, less what is charged and what chunks
+    in flight reserve, its own included) holds its response and its id's record."""
+    from server.store import FINISHED_COST, kept_bytes
+
+    budget = 1 << 20  # the binding one
+
+    def finish(in_flight: int) -> tuple[bool, int, int]:
+        """(kept, the kept size, the final's own reservation), with `in_flight` bytes
+        reserved by another chunk while the final is applied."""
+        streams = Streams(Limits(**limits), clock=lambda: 0.0)
+        store = streams.store
+        streams.process("id", "ab" * 50, mode=APPEND, sequence=1)
+        key = (other_namespace, "other")
+        other = store.open(key, 0, 0.0)
+        store.reserve(key, other, in_flight)
+        reserved: list[int] = []
+        reserve = store.reserve
+        store.reserve = lambda k, state, amount: (
+            reserved.append(amount),
+            reserve(k, state, amount),
+        )[1]
+        answer = streams.answer("id", "y" * 40_000, sequence=2, final=True)
+        assert answer is not None and answer.result.final and answer.result.error is None
+        kept = kept_bytes(answer.response) + len(b"H\x01")
+        return bool(store._final_results), kept, reserved[0]
+
+    kept, size, own = finish(0)
+    assert kept
+    threshold = budget - own - size - FINISHED_COST
+    assert finish(threshold)[0]
+    assert not finish(threshold + 1)[0]
+
+
+def test_kept_finals_stay_within_their_cache_oldest_given_way_first() -> None:
+    from server.store import FINAL_CACHE_BYTES
+
+    streams = Streams(clock=lambda: 0.0)
+    store = streams.store
+    count = 0
+    while store._final_bytes <= FINAL_CACHE_BYTES - (1 << 20):
+        streams.process(f"id-{count}", "x" * (1 << 20), mode=APPEND, sequence=1)
+        assert streams.process(f"id-{count}", "", sequence=2, final=True).final
+        count += 1
+    kept_before = list(store._final_results)
+    assert kept_before[0] == ("", "id-0")
+    for more in range(count, count + 3):
+        streams.process(f"id-{more}", "x" * (1 << 20), mode=APPEND, sequence=1)
+        streams.process(f"id-{more}", "", sequence=2, final=True)
+        assert store._final_bytes <= FINAL_CACHE_BYTES
+    kept = list(store._final_results)
+    assert kept[-1] == ("", f"id-{count + 2}") and ("", "id-0") not in kept
+    assert kept == sorted(kept, key=lambda key: int(key[1].split("-")[1]))
+    assert store.counts() == store.recount()
