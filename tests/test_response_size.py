@@ -76,3 +76,18 @@ def test_a_final_exactly_at_the_response_limit_is_answered_and_one_byte_more_ref
     answered = _finish(Streams(Limits(max_response_bytes=size)), processor, text)[1]
     assert answered.final and not isinstance(answered.error, ResourceExhausted)
     assert len(_wire.chunk_response(answered)) == size
+
+
+def test_a_plugin_output_counts_as_an_empty_output() -> None:
+    """A plugin's own output type is not measured: it counts as an output with nothing in
+    it, the size of an empty ReasoningText."""
+    from server.engine import ReasoningText
+
+    class PluginOutput:
+        pass
+
+    empty = ReasoningText("", "", "", "", "", "")
+    for final in (False, True):
+        plugin = ChunkResult("i", 1, "d", PluginOutput(), final=final, complete_text="d")
+        builtin = ChunkResult("i", 1, "d", empty, final=final, complete_text="d")
+        assert response_size(plugin) == response_size(builtin) == len(_wire.chunk_response(builtin))
