@@ -74,14 +74,14 @@ class Server:
         self._expiry = asyncio.create_task(self._expire_forever(), name="chunkwise-expiry")
 
     async def stop(self, grace: float) -> None:
-        log_event(_log, logging.INFO, "draining", grace_period=grace)
+        log_event(_log, logging.DEBUG, "draining", grace_period=grace)
         self._drain_gate.close()
         await self.health.enter_graceful_shutdown()
         if grace:
             deadline = time.monotonic() + grace
             await self._drain_gate.wait_until_idle(DRAIN_QUIET, deadline)
             grace = max(0.0, deadline - time.monotonic())
-        log_event(_log, logging.INFO, "refusing connections", grace_left=round(grace, 3))
+        log_event(_log, logging.DEBUG, "refusing connections", grace_left=round(grace, 3))
         await self.grpc_server.stop(grace)
         if self._expiry is not None:
             self._expiry.cancel()

@@ -146,7 +146,7 @@ def _refusing(handler: grpc.RpcMethodHandler, refusal: str) -> grpc.RpcMethodHan
     """A handler of `handler`'s shape that logs the refusal and aborts the call."""
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-        log_event(_log, logging.INFO, "call refused", peer=context.peer(), reason=refusal)
+        log_event(_log, logging.DEBUG, "call refused", peer=context.peer(), reason=refusal)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
 
     codecs = {

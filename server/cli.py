@@ -88,7 +88,7 @@ def parse_config(
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
-    configure(config.log_level)
+    configure(config.log_level, config.log_format)
     try:
         run(lambda: serve(config), config.event_loop)
     except (BindError, SettingsFileError, EventLoopError) as error:

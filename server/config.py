@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from server._logging import LOG_FORMATS
 from server.engine import Limits
 from server.event_loop import EVENT_LOOPS
 
@@ -189,14 +190,26 @@ class Config:
     max_connection_age_grace: float = _seconds(
         30.0, _not_negative, help="seconds the calls of a connection past its age may run on"
     )
+    #: INFO logs start, stop, one access line per ProcessChunks stream as it ends and one
+    #: line per refused message; DEBUG adds the rest.
     log_level: str = _setting(
-        "WARNING",
+        "INFO",
         _of_type(str),
         _one_of(LOG_LEVELS),
-        help="log level of the key=value lines on stderr",
+        help="log level of the lines on stderr",
         # Case-insensitive on the command line: --log-level=debug works.
         parse=str.upper,
         choices=LOG_LEVELS,
+    )
+    #: See server/_logging.py.
+    log_format: str = _setting(
+        "auto",
+        _of_type(str),
+        _one_of(LOG_FORMATS),
+        help="log lines on stderr: json (one object a line), logfmt (key=value), or auto: "
+        "json unless stderr is a terminal",
+        parse=str.lower,
+        choices=LOG_FORMATS,
     )
     #: See server/event_loop.py.
     event_loop: str = _setting(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Literal, NoReturn, Protocol, TypeVar, overload
@@ -46,6 +47,9 @@ OFFLOAD_CHARS = 1024
 #: queue behind a megabyte one (about a second of engine time for dense JSON).
 ONE_AT_A_TIME_CHARS = 64 * 1024
 
+#: A stream's access line counts its distinct chunk ids up to this many.
+_COUNTED_IDS = 128
+
 _INTERNAL_MESSAGE = "internal error; the server log has the details"
 
 
@@ -75,7 +79,15 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         # Set by server.auth.AuthInterceptor, which has let the call in. Read here, in the
         # call's task: the workers that chunks go to do not see it.
         namespace = current_namespace.get()
-        count = 0
+        # What the access line reports: a few integer additions a message. Bytes in are
+        # the request messages' serialized sizes (measured on a worker for offloaded chunks,
+        # where a megabyte costs ~0.1 ms), bytes out the responses'.
+        count = bytes_in = bytes_out = 0
+        # Hashes of the distinct chunk ids, the first _COUNTED_IDS of them: a bounded set,
+        # so a stream touching a million ids holds a few kilobytes for this, not the ids.
+        ids: set[int] = set()
+        status = "UNKNOWN"
+        started = time.monotonic()
         # Read once, up front: grpc.aio crashes the process (SIGSEGV) when peer() is called
         # after the client has cancelled the call.
         peer = context.peer()
@@ -84,26 +96,51 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             # Each response is written before the next request is read: per-stream order.
             while (request := await context.read()) is not grpc.aio.EOF:
                 count += 1
+                if len(ids) < _COUNTED_IDS:
+                    ids.add(hash(request.chunk_id))
                 # A final response carries the whole text and output, so it is built off
                 # the loop too, however small its chunk. A small chunk whose id is busy
                 # (a worker holds it) goes to a worker as well: the loop never waits.
-                response = None
+                inline = None
                 # Each access to `chunk` builds a new str: for a megabyte, 0.1 ms of the loop.
                 size = len(request.chunk)
                 if not request.final and size < self._offload_chars:
-                    response = self._answer(request, namespace, False)
-                if response is None:
-                    if size >= ONE_AT_A_TIME_CHARS:
-                        response = await self._answer_in_turn(request, namespace)
-                    else:
-                        response = await loop.run_in_executor(
-                            self._executor, self._answer_on_worker, request, namespace
-                        )
+                    inline = self._answer(request, namespace, False)
+                if inline is not None:
+                    response, request_bytes = inline, request.ByteSize()
+                elif size >= ONE_AT_A_TIME_CHARS:
+                    response, request_bytes = await self._answer_in_turn(request, namespace)
+                else:
+                    response, request_bytes = await loop.run_in_executor(
+                        self._executor, self._answer_on_worker, request, namespace
+                    )
+                bytes_in += request_bytes
                 await context.write(response)
+                bytes_out += len(response)
+            status = "OK"
+        except asyncio.CancelledError:
+            # The client cancelled, its deadline passed, or the server stopped at the end
+            # of its grace period: all the same from here.
+            status = "CANCELLED"
+            raise
         finally:
-            log_event(_log, logging.DEBUG, "stream closed", peer=peer, requests=count)
+            log_event(
+                _log,
+                logging.INFO,
+                "stream ended",
+                peer=peer,
+                # Distinct ids, counted up to _COUNTED_IDS: that many means that or more.
+                chunk_ids=len(ids),
+                messages=count,
+                bytes_in=bytes_in,
+                bytes_out=bytes_out,
+                seconds=round(time.monotonic() - started, 3),
+                status=status,
+            )
 
-    async def _answer_in_turn(self, request: pb.ProcessChunksRequest, namespace: str) -> bytes:
+    async def _answer_in_turn(
+        self, request: pb.ProcessChunksRequest, namespace: str
+    ) -> tuple[bytes, int]:
         """`_answer_on_worker` once no other big chunk is on a worker."""
         turn = self._big_turn
         await turn.acquire()
@@ -118,9 +155,12 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         work.add_done_callback(lambda _: _call_soon(loop, turn.release))
         return await asyncio.wrap_future(work)
 
-    def _answer_on_worker(self, request: pb.ProcessChunksRequest, namespace: str) -> bytes:
+    def _answer_on_worker(
+        self, request: pb.ProcessChunksRequest, namespace: str
+    ) -> tuple[bytes, int]:
+        """The response and the request's serialized size, both made here, off the loop."""
         with collection_held_off():
-            return self._answer(request, namespace, True)
+            return self._answer(request, namespace, True), request.ByteSize()
 
     @overload
     def _answer(
@@ -141,6 +181,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 mode = _convert.delta_mode(request.mode)
             except InvalidArgument as exc:
                 refused = ChunkResult(request.chunk_id, request.sequence, error=exc)
+                self._log_refusal(request.chunk_id, request.sequence, exc)
                 return _wire.chunk_response(refused)
             answer = self._streams.answer(
                 request.chunk_id,
@@ -155,14 +196,21 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             if answer is None:
                 return None
             result = answer.result
-            if type(result.error) is ProcessorFailed:
-                log_event(
-                    _log,
-                    logging.ERROR,
-                    "processor failed",
-                    exc_info=result.error.__cause__,
-                    rpc="ProcessChunks",
-                )
+            error = result.error
+            if error is not None:
+                if type(error) is ProcessorFailed:
+                    log_event(
+                        _log,
+                        logging.ERROR,
+                        "processor failed",
+                        exc_info=error.__cause__,
+                        rpc="ProcessChunks",
+                    )
+                elif not (result.delta or result.final or result.duplicate):
+                    # Refused: nothing was applied. (An error beside applied text, invalid
+                    # JSON, comes with the delta that made it or on a final; a duplicate
+                    # repeats its first response.)
+                    self._log_refusal(request.chunk_id, request.sequence, error)
             if type(result.output) is PartialJson:
                 free_gradually(result.output, "deltas")
             return answer.response
@@ -175,6 +223,24 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 sequence=request.sequence,
                 error=_convert.error_message(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE),
             ).SerializeToString()
+
+    def _log_refusal(self, chunk_id: str, sequence: int, error: EngineError) -> None:
+        # An id refused for its length could be megabytes: the line keeps what a valid id
+        # may hold.
+        limit = self._streams.limits.max_id_bytes
+        if len(chunk_id) > limit:
+            chunk_id = chunk_id[:limit] + "..."
+        log_event(
+            _log,
+            logging.INFO,
+            "message refused",
+            chunk_id=chunk_id,
+            sequence=sequence,
+            code=_convert.status_code(error).name,
+            # The field or setting the refusal is about ("--max-memory-bytes"), never the
+            # error's message: a message may quote the caller's text.
+            subject=error.subject,
+        )
 
     async def GetCompleteText(
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext

@@ -600,6 +600,7 @@ def test_debug_logs_hold_neither_tokens_nor_chunk_text(
     chunk_text = "the-secret-chunk-text"
     server = server_process(
         "--log-level=debug",
+        "--log-format=logfmt",
         f"--tls-cert={pki.server.cert}",
         f"--tls-key={pki.server.key}",
         f"--auth-tokens={tokens_file}",

@@ -24,7 +24,7 @@ def test_defaults_are_the_contracts() -> None:
     assert config.idle_ttl == 3600
     assert config.max_json_depth == 512
     assert config.grace_period == 10
-    assert config.log_level == "WARNING"
+    assert (config.log_level, config.log_format) == ("INFO", "auto")
     assert config.event_loop == "auto"
     assert (config.tls_cert, config.tls_key, config.tls_client_ca, config.auth_tokens) == (
         None,
@@ -56,6 +56,7 @@ def test_config_is_frozen() -> None:
         ("grace_period", -1),
         ("grace_period", float("nan")),
         ("log_level", "LOUD"),
+        ("log_format", "xml"),
         ("event_loop", "tokio"),
     ],
 )
@@ -203,6 +204,7 @@ def test_every_setting_has_its_variable_and_the_help_names_it() -> None:
         ("CHUNKWISE_MAX_IDS", "7", {"max_ids": 7}),
         ("CHUNKWISE_IDLE_TTL", "2.5", {"idle_ttl": 2.5}),
         ("CHUNKWISE_LOG_LEVEL", "debug", {"log_level": "DEBUG"}),
+        ("CHUNKWISE_LOG_FORMAT", "JSON", {"log_format": "json"}),
         ("CHUNKWISE_HOST", "0.0.0.0", {"host": "0.0.0.0"}),
         ("CHUNKWISE_AUTH_TOKENS", "t.txt", {"auth_tokens": Path("t.txt")}),
     ],
@@ -213,6 +215,7 @@ def test_a_variable_sets_its_setting_and_its_flag_wins(
     assert parse_config([], {variable: text}) == Config(**expected)
     name = next(iter(expected))
     flag_value = {"max_ids": "9", "idle_ttl": "4", "log_level": "ERROR", "host": "::1"}
+    flag_value["log_format"] = "logfmt"
     flag_value["auth_tokens"] = "u.txt"
     flags = [f"--{name.replace('_', '-')}={flag_value[name]}"]
     assert parse_config(flags, {variable: text}) == parse_config(flags, {}) != Config(**expected)
@@ -223,6 +226,7 @@ def test_a_variable_sets_its_setting_and_its_flag_wins(
     [
         ("CHUNKWISE_MAX_IDS", "many", "CHUNKWISE_MAX_IDS='many' (--max-ids)"),
         ("CHUNKWISE_LOG_LEVEL", "loud", "CHUNKWISE_LOG_LEVEL='loud' (--log-level)"),
+        ("CHUNKWISE_LOG_FORMAT", "xml", "CHUNKWISE_LOG_FORMAT='xml' (--log-format)"),
         ("CHUNKWISE_PORT", "70000", "port"),
         ("CHUNKWISE_MAX_IDS", "0", "max_ids"),
     ],

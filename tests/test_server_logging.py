@@ -1,11 +1,19 @@
 """Log lines: one parseable key=value line per event, nothing of the payload."""
 
 import io
+import json
 import logging
 import shlex
 import sys
+from pathlib import Path
 
-from server._logging import KeyValueFormatter, log_event
+import grpc
+import pytest
+from chunkwise.v1 import streaming_pb2 as pb
+from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
+from grpc_server import TIMEOUT
+
+from server._logging import JsonFormatter, KeyValueFormatter, formatter, log_event
 from server.app import listen_address
 
 
@@ -98,3 +106,108 @@ def test_the_record_names_the_caller_of_log_event() -> None:
     finally:
         logger.handlers.clear()
     assert records[0].funcName == "test_the_record_names_the_caller_of_log_event"
+
+
+def test_json_lines_have_the_keys_of_the_key_value_lines() -> None:
+    try:
+        raise ValueError("secret chunk text")
+    except ValueError:
+        rec = record("bug", {"rpc": "ClearChunk", "n": 3, "ok": True, "x": 1.5}, sys.exc_info())
+    line = JsonFormatter().format(rec)
+    assert "\n" not in line and "secret" not in line
+    parsed = json.loads(line)
+    assert list(parsed) == list(
+        dict(p.split("=", 1) for p in shlex.split(KeyValueFormatter().format(rec)))
+    )
+    assert list(parsed)[:4] == ["ts", "level", "logger", "event"]
+    assert (parsed["rpc"], parsed["n"], parsed["ok"], parsed["x"]) == ("ClearChunk", 3, True, 1.5)
+    assert parsed["exc_type"] == "ValueError" and parsed["traceback"]
+
+
+def test_auto_format_is_json_unless_stderr_is_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(formatter("auto", io.StringIO()), JsonFormatter)
+    assert isinstance(formatter("auto", Terminal()), KeyValueFormatter)
+    assert isinstance(formatter("json", Terminal()), JsonFormatter)
+    assert isinstance(formatter("logfmt", io.StringIO()), KeyValueFormatter)
+
+
+PAYLOAD = "PAYLOAD-4f1c"
+
+
+def _parse_json(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def _parse_logfmt(stderr: str) -> list[dict]:
+    return [dict(part.split("=", 1) for part in shlex.split(line)) for line in stderr.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("flags", "parse"),
+    # No flags: the defaults, INFO and auto, which is JSON as stderr is a pipe here.
+    [((), _parse_json), (("--log-format", "logfmt"), _parse_logfmt)],
+    ids=["default-json", "logfmt"],
+)
+def test_info_logs_start_stop_one_access_line_a_stream_and_each_refusal_never_payload(
+    server_process, tmp_path: Path, flags: tuple[str, ...], parse
+) -> None:
+    token = f"{PAYLOAD}-token-0123456789"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"billing {token}\n")
+    tokens.chmod(0o600)
+    server = server_process(f"--auth-tokens={tokens}", *flags)
+    requests = [
+        pb.ProcessChunksRequest(chunk_id="doc-1", chunk=f"{PAYLOAD} one ", sequence=1,
+                                mode=pb.DELTA_MODE_APPEND),
+        pb.ProcessChunksRequest(chunk_id="doc-2", chunk='{"a": "' + PAYLOAD, processor_type="json"),
+        # Refused: doc-1's processor is text.
+        pb.ProcessChunksRequest(chunk_id="doc-1", chunk=f"{PAYLOAD} refused", sequence=2,
+                                processor_type="json"),
+        # Invalid JSON: an error, but the text is tracked, so not a refusal.
+        pb.ProcessChunksRequest(chunk_id="doc-2", chunk=f'", x{PAYLOAD}'),
+        pb.ProcessChunksRequest(chunk_id="doc-1", chunk=f"{PAYLOAD} end", sequence=3, final=True),
+    ]  # fmt: skip
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.StreamingParserStub(channel)
+        responses = list(
+            stub.ProcessChunks(
+                iter(requests),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=TIMEOUT,
+            )
+        )
+    codes = [r.error.code for r in responses]
+    assert codes == [0, 0, grpc.StatusCode.FAILED_PRECONDITION.value[0],
+                     grpc.StatusCode.INVALID_ARGUMENT.value[0], 0]  # fmt: skip
+    assert PAYLOAD in responses[-1].complete_text
+    server.terminate()
+    status, stdout, stderr = server.wait()
+    assert status == 0, stderr
+    assert PAYLOAD not in stderr and PAYLOAD not in stdout
+    lines = parse(stderr)
+    assert [line["event"] for line in lines] == [
+        "listening",
+        "message refused",
+        "stream ended",
+        "stopped",
+    ]
+    assert all(line["level"] == "info" for line in lines)
+    assert all(list(line)[:4] == ["ts", "level", "logger", "event"] for line in lines)
+    listening, refused, ended, _ = lines
+    assert str(listening["port"]) == str(server.port)
+    assert (refused["chunk_id"], refused["code"]) == ("doc-1", "FAILED_PRECONDITION")
+    assert str(refused["sequence"]) == "2"
+    assert ended["peer"].startswith("ipv4:127.0.0.1:")
+    assert ended["status"] == "OK"
+    counts = {key: int(ended[key]) for key in ("messages", "chunk_ids", "bytes_in", "bytes_out")}
+    assert counts == {
+        "messages": 5,
+        "chunk_ids": 2,
+        "bytes_in": sum(r.ByteSize() for r in requests),
+        "bytes_out": sum(r.ByteSize() for r in responses),
+    }
+    assert 0 <= float(ended["seconds"]) < TIMEOUT
