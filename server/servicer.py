@@ -117,6 +117,8 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
                 bytes_in += request_bytes
                 await context.write(response)
                 bytes_out += len(response)
+            # grpc.aio may end the reads of a stream the client cancelled as if it had
+            # half-closed it: such a stream is logged OK too.
             status = "OK"
         except asyncio.CancelledError:
             # The client cancelled, its deadline passed, or the server stopped at the end

@@ -5,13 +5,14 @@ import json
 import logging
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
-from grpc_server import TIMEOUT
+from grpc_server import TIMEOUT, Conversation
 
 from server._logging import JsonFormatter, KeyValueFormatter, formatter, log_event
 from server.app import listen_address
@@ -211,3 +212,34 @@ def test_info_logs_start_stop_one_access_line_a_stream_and_each_refusal_never_pa
         "bytes_out": sum(r.ByteSize() for r in responses),
     }
     assert 0 <= float(ended["seconds"]) < TIMEOUT
+
+
+def test_a_cancelled_stream_logs_its_access_line(
+    grpc_server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever an earlier test configured, the records reach caplog's handler on the root.
+    monkeypatch.setattr(logging.getLogger("chunkwise"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="chunkwise")
+    with grpc_server.channel() as channel:
+        talk = Conversation(pb_grpc.StreamingParserStub(channel))
+        assert talk.send("doc", PAYLOAD, mode=pb.DELTA_MODE_APPEND).delta == PAYLOAD
+        assert talk.send("", PAYLOAD).error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        # Cancelled before the half-close that cancel() also sends, which would end it OK.
+        talk.responses.cancel()
+        talk.cancel()
+        deadline = time.monotonic() + TIMEOUT
+        while not [r for r in caplog.records if r.getMessage() == "stream ended"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    records = [r for r in caplog.records if r.name.startswith("chunkwise")]
+    assert [r.getMessage() for r in records] == ["message refused", "stream ended"]
+    refused, ended = (r.fields for r in records)  # type: ignore[attr-defined]
+    assert (refused["chunk_id"], refused["code"], refused["subject"]) == (
+        "",
+        "INVALID_ARGUMENT",
+        "chunk_id",
+    )
+    # CANCELLED, or OK when grpc.aio ended the server's reads as for a half-close.
+    assert ended["status"] in ("CANCELLED", "OK")
+    assert (ended["messages"], ended["chunk_ids"]) == (2, 2)
+    assert not any(PAYLOAD in JsonFormatter().format(r) for r in records)
