@@ -9,7 +9,7 @@ PROTO := protos/chunkwise/v1/streaming.proto
 STUBS := protos/chunkwise/v1/streaming_pb2.py protos/chunkwise/v1/streaming_pb2_grpc.py
 ARGS ?=
 
-.PHONY: setup serve test protos bench lint fuzz soak mutate interop clean
+.PHONY: setup serve test protos bench lint fuzz soak mutate interop interop-go-deps interop-go clean
 
 setup: $(INSTALLED) $(STUBS)
 
@@ -75,8 +75,8 @@ lint: setup
 		echo "buf breaking skipped: this clone has no previous commit (HEAD~1) to compare protos/ with"; \
 	fi
 
-# The Node client's tests (tests/interop/node) against a `python -m server` of their own on a
-# free port. npm ci runs only when node_modules is missing or package-lock.json is newer.
+# The Node client's tests (tests/interop/node). npm ci runs only when node_modules is missing
+# or package-lock.json is newer.
 NODE_INTEROP := tests/interop/node
 NODE_MODULES := $(NODE_INTEROP)/node_modules/.package-lock.json
 
@@ -84,8 +84,44 @@ $(NODE_MODULES): $(NODE_INTEROP)/package-lock.json
 	cd $(NODE_INTEROP) && npm ci --no-audit --no-fund
 	touch $@
 
-interop: setup $(NODE_MODULES)
-	PYTHON=$(BIN)/python tests/interop/run-node.sh
+# The Go client (tests/interop/go) builds in GOPATH mode from Debian's packages alone: no Go
+# module proxy is reachable. protoc-gen-go (APIv2, 1.28) and protoc-gen-go-grpc (grpc-go 1.33)
+# write the stubs; grpc-go's codec then needs golang/protobuf 1.5, which wraps APIv2 messages,
+# and it is named here because apt would otherwise satisfy grpc-go with 1.3, which panics at the
+# first message received. interop-go-deps runs apt-get (as root) only when one is missing.
+GO_PACKAGES := golang-go protobuf-compiler golang-google-grpc-dev \
+	golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc
+GO_BUILD := build/interop-go
+GO_STUBS := $(GO_BUILD)/src/chunkwise/v1/streaming.pb.go $(GO_BUILD)/src/chunkwise/v1/streaming_grpc.pb.go
+GO_CLIENT := $(GO_BUILD)/bin/chunkwise-interop
+GO_SOURCES := $(wildcard tests/interop/go/*.go)
+# A build cache that outlives the clone where HOME allows, so a fresh clone compiles grpc-go once.
+GOCACHE ?= $(if $(HOME),$(HOME)/.cache/go-build,$(CURDIR)/$(GO_BUILD)/cache)
+GO_ENV := GO111MODULE=off GOFLAGS= GOPATH=$(CURDIR)/$(GO_BUILD):/usr/share/gocode GOCACHE=$(GOCACHE)
+
+interop-go-deps:
+	@missing=$$(for package in $(GO_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$package 2>/dev/null | grep -qx 'install ok installed' \
+			|| echo $$package; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian's packages:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $(GO_PACKAGES); \
+	fi
+
+$(GO_STUBS) &: $(PROTO) | interop-go-deps
+	mkdir -p $(GO_BUILD)/src
+	protoc -Iprotos --go_out=$(GO_BUILD)/src --go-grpc_out=$(GO_BUILD)/src $(PROTO)
+
+$(GO_CLIENT): $(GO_STUBS) $(GO_SOURCES) | interop-go-deps
+	$(GO_ENV) go build -o $@ ./tests/interop/go
+
+interop-go: $(GO_CLIENT)
+
+# Both clients against one `python -m server` of their own on a free port.
+interop: setup $(NODE_MODULES) $(GO_CLIENT)
+	PYTHON=$(BIN)/python GO_CLIENT=$(GO_CLIENT) tests/interop/run.sh
 
 clean:
 	rm -rf $(VENV) $(STUBS) protos/chunkwise/v1/streaming_pb2.pyi .pytest_cache .hypothesis mutants

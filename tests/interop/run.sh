@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# make interop: starts `python -m server` on a free loopback port, runs the Node client's
-# tests (tests/interop/node, `node --test`) against it with CHUNKWISE_ADDRESS, stops the server.
-# Needs node >= 18 and tests/interop/node/node_modules (make interop runs npm ci first).
+# make interop: starts `python -m server` on a free loopback port, runs the Go client
+# ($GO_CLIENT, built by make interop-go) and the Node client's tests (tests/interop/node,
+# `node --test`) against it with CHUNKWISE_ADDRESS, stops the server. Both run even when the
+# first fails; the exit status is non-zero when either did.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-.venv/bin/python}
+go_client=${GO_CLIENT:-build/interop-go/bin/chunkwise-interop}
 logs=$(mktemp -d)
 "$python" -m server --host 127.0.0.1 --port 0 >"$logs/stdout" 2>"$logs/stderr" &
 server=$!
@@ -29,12 +31,14 @@ if [ -z "$address" ]; then
     echo "the server printed no listening line within 60 s" >&2
     exit 1
 fi
-echo "chunkwise server on $address; running the Node tests"
-cd tests/interop/node
-status=0
-CHUNKWISE_ADDRESS=$address node --test || status=$?
-if [ "$status" -ne 0 ]; then
-    echo "server stderr:" >&2
+export CHUNKWISE_ADDRESS=$address
+failed=
+echo "chunkwise server on $address; running the Go client"
+"$go_client" || failed="$failed go"
+echo "running the Node tests"
+(cd tests/interop/node && node --test) || failed="$failed node"
+if [ -n "$failed" ]; then
+    echo "failed:$failed; server stderr:" >&2
     cat "$logs/stderr" >&2
+    exit 1
 fi
-exit "$status"
