@@ -104,11 +104,14 @@ interop-go-deps:
 		dpkg-query -W -f='$${Status}\n' $$package 2>/dev/null | grep -qx 'install ok installed' \
 			|| echo $$package; \
 	done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing from Debian's packages:" $$missing; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends $(GO_PACKAGES); \
-	fi
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "Debian packages missing:" $$missing "(installing them needs root and apt-get)" >&2; \
+		exit 1; \
+	fi; \
+	echo "installing from Debian's packages:" $$missing; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		-o DPkg::Lock::Timeout=300 --no-install-recommends $(GO_PACKAGES)
 
 $(GO_STUBS) &: $(PROTO) | interop-go-deps
 	mkdir -p $(GO_BUILD)/src

@@ -12,9 +12,11 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from grpc_server import ServerProcess
+from interop_support import cannot_run
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "tests" / "interop" / "node"
@@ -30,10 +32,8 @@ OFFLINE = re.compile(
 MIN_NODE = 18
 
 
-def _cannot_run(reason: str) -> None:
-    if os.environ.get("CHUNKWISE_REQUIRE_INTEROP") == "1":
-        pytest.fail(f"CHUNKWISE_REQUIRE_INTEROP=1 and the Node interop test cannot run: {reason}")
-    pytest.skip(reason)
+def _cannot_run(reason: str) -> NoReturn:
+    cannot_run("Node", reason)
 
 
 def _tools() -> tuple[str, str]:
