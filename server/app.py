@@ -18,12 +18,14 @@ from chunkwise.v1 import streaming_pb2 as pb
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server import auth
+from server import auth, grpc_metrics
 from server._drain import DrainGate
 from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger, log_event
 from server.config import Config
 from server.event_loop import running_loop_kind
+from server.metrics import ServiceCollector, ServiceMetrics
+from server.metrics_endpoint import MetricsEndpoint
 from server.servicer import OFFLOAD_CHARS, StreamingParserServicer, add_to_server
 from server.streams import Streams
 from server.tls import server_credentials
@@ -61,10 +63,16 @@ class Server:
         health_servicer: DrainingHealthServicer,
         executor: ThreadPoolExecutor,
         drain_gate: DrainGate,
+        metrics: ServiceMetrics | None = None,
+        metrics_endpoint: MetricsEndpoint | None = None,
     ) -> None:
         self.grpc_server = grpc_server
         self.streams = streams
         self.health = health_servicer
+        self.metrics = metrics
+        #: The port /metrics is served on; None without --metrics-port.
+        self.metrics_port = None if metrics_endpoint is None else metrics_endpoint.port
+        self._metrics_endpoint = metrics_endpoint
         self._executor = executor
         self._drain_gate = drain_gate
         self._expiry: asyncio.Task[None] | None = None
@@ -88,7 +96,16 @@ class Server:
         # A chunk still on a worker after the grace period belongs to a cancelled stream;
         # its result is not needed, so do not wait for it.
         self._executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.close_metrics)
         log_event(_log, logging.INFO, "stopped")
+
+    def close_metrics(self) -> None:
+        """Stop serving /metrics and let go of the gRPC metrics plugin (see
+        server/grpc_metrics.py); once the server has stopped. Blocks for half a second."""
+        endpoint, self._metrics_endpoint = self._metrics_endpoint, None
+        if endpoint is not None:
+            endpoint.close()
+            grpc_metrics.release()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -103,6 +120,8 @@ class Server:
                 log_event(_log, logging.ERROR, "bug in expiry", exc_info=True)
                 continue
             if expired:
+                if self.metrics is not None:
+                    self.metrics.expired(expired)
                 log_event(_log, logging.DEBUG, "expired idle ids", count=expired)
 
 
@@ -268,6 +287,7 @@ async def create_server(
     authenticator = auth.authenticator(config.auth_tokens)
     if streams is None:
         streams = Streams(config.limits())
+    metrics, metrics_endpoint = _metrics(config, streams)
     executor = ThreadPoolExecutor(_WORKER_THREADS, thread_name_prefix="chunkwise-engine")
     drain_gate = DrainGate((SERVICE_NAME,))
     # Health and reflection answer without a token: load balancers and grpcurl `list` ask
@@ -290,7 +310,7 @@ async def create_server(
         ],
     )
     add_to_server(
-        StreamingParserServicer(streams, executor, offload_chars=offload_chars),
+        StreamingParserServicer(streams, executor, offload_chars=offload_chars, metrics=metrics),
         grpc_server,
     )
     health_servicer = DrainingHealthServicer()
@@ -312,8 +332,37 @@ async def create_server(
             drain_gate.close()
             await grpc_server.start()
             await grpc_server.stop(None)
+        if metrics_endpoint is not None:
+            metrics_endpoint.close()
+            grpc_metrics.release()
         raise
-    return Server(grpc_server, streams, health_servicer, executor, drain_gate), port
+    server = Server(
+        grpc_server, streams, health_servicer, executor, drain_gate, metrics, metrics_endpoint
+    )
+    return server, port
+
+
+def _metrics(
+    config: Config, streams: Streams
+) -> tuple[ServiceMetrics | None, MetricsEndpoint | None]:
+    """With --metrics-port: the service's counters, their endpoint, started, and a hold on
+    the gRPC metrics plugin, taken before the gRPC server is built (it only traces servers
+    built while registered). Raises BindError when the port cannot be bound."""
+    if config.metrics_port is None:
+        return None, None
+    metrics = ServiceMetrics([name for name, _ in streams.processors()])
+    collector = ServiceCollector(metrics, streams.store, config.max_memory_bytes)
+    try:
+        endpoint = MetricsEndpoint(config.host, config.metrics_port, collector)
+    except OSError as error:
+        address = listen_address(config.host, config.metrics_port)
+        raise BindError(f"cannot serve metrics on {address}: {error.strerror or error}") from error
+    try:
+        grpc_metrics.hold()
+    except BaseException:
+        endpoint.close()
+        raise
+    return metrics, endpoint
 
 
 async def serve(config: Config) -> None:
@@ -326,6 +375,14 @@ async def serve(config: Config) -> None:
     # matters when a thread is waiting for the GIL.
     sys.setswitchinterval(SWITCH_INTERVAL)
     server, port = await create_server(config)
+    try:
+        await _serve_until_stopped(server, port, config)
+    finally:
+        # After a failure too: a registered gRPC metrics plugin keeps the process alive.
+        server.close_metrics()
+
+
+async def _serve_until_stopped(server: Server, port: int, config: Config) -> None:
     await server.start()
     # What exists now (modules, gRPC, the service) lives as long as the process: out of the
     # garbage collector's sight, a full collection walks only what came after it.
@@ -348,6 +405,7 @@ async def serve(config: Config) -> None:
         tls=config.tls_cert is not None,
         client_certificates=config.tls_client_ca is not None,
         bearer_tokens=config.auth_tokens is not None,
+        metrics_port=server.metrics_port,
     )
     await stop_requested.wait()
     await server.stop(config.grace_period)

@@ -130,6 +130,15 @@ class Config:
         help="port to listen on; 0 picks a free one",
         parse=int,
     )
+    #: None (the default) serves no metrics; 0 asks the operating system for a free port,
+    #: which the `listening` log line names. See server/metrics_endpoint.py.
+    metrics_port: int | None = _setting(
+        None,
+        _optional(_all(_of_type(int), _between(0, 65535))),
+        help="serve Prometheus metrics at http://HOST:PORT/metrics on --host; 0 picks a "
+        "free port; off unless given",
+        parse=int,
+    )
     max_id_bytes: int = _size(256, "longest chunk id, in UTF-8 bytes")
     max_chunk_bytes: int = _size(
         1 << 20, "longest chunk; past it that message gets RESOURCE_EXHAUSTED"

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
+from time import perf_counter
 from typing import Literal, NoReturn, Protocol, TypeVar, overload
 
 import grpc
@@ -25,6 +26,7 @@ from server._gc import collection_held_off, free_gradually
 from server._logging import get_logger, log_event
 from server.auth import current_namespace
 from server.engine import ChunkResult, EngineError, InvalidArgument, PartialJson, ProcessorFailed
+from server.metrics import ServiceMetrics
 from server.streams import Streams
 
 _log = get_logger("servicer")
@@ -60,10 +62,13 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         executor: Executor,
         *,
         offload_chars: int = OFFLOAD_CHARS,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        """`metrics`, when given, counts every request and stream (--metrics-port)."""
         self._streams = streams
         self._executor = executor
         self._offload_chars = offload_chars
+        self._metrics = metrics
         # Waited for on the loop, not on a worker: big chunks waiting their turn hold no
         # thread, so smaller chunks and reads still find one.
         self._big_turn = asyncio.Semaphore(1)
@@ -92,6 +97,9 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         # after the client has cancelled the call.
         peer = context.peer()
         log_event(_log, logging.DEBUG, "stream opened", peer=peer)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.stream_opened()
         try:
             # Each response is written before the next request is read: per-stream order.
             while (request := await context.read()) is not grpc.aio.EOF:
@@ -126,6 +134,8 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             status = "CANCELLED"
             raise
         finally:
+            if metrics is not None:
+                metrics.stream_closed()
             log_event(
                 _log,
                 logging.INFO,
@@ -178,13 +188,17 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         """The serialized response: ProcessChunks is registered without a response
         serializer (see `add_to_server`). None, with nothing done, when `wait` is False
         and the id is busy."""
+        metrics = self._metrics
         try:
             try:
                 mode = _convert.delta_mode(request.mode)
             except InvalidArgument as exc:
                 refused = ChunkResult(request.chunk_id, request.sequence, error=exc)
                 self._log_refusal(request.chunk_id, request.sequence, exc)
+                if metrics is not None:
+                    metrics.refused(request, exc.status_hint)
                 return _wire.chunk_response(refused)
+            started = perf_counter() if metrics is not None else 0.0
             answer = self._streams.answer(
                 request.chunk_id,
                 request.chunk,
@@ -197,6 +211,8 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             )
             if answer is None:
                 return None
+            if metrics is not None:
+                metrics.chunk(request, answer, perf_counter() - started)
             result = answer.result
             error = result.error
             if error is not None:
@@ -218,6 +234,8 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
             return answer.response
         except Exception:
             log_event(_log, logging.ERROR, "bug in call", exc_info=True, rpc="ProcessChunks")
+            if metrics is not None:
+                metrics.refused(request, grpc.StatusCode.INTERNAL.name)
             # Not `final`, even for a final request: like every refusal, it leaves the id
             # open for the client to read or clear.
             return pb.ProcessChunksResponse(

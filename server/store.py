@@ -170,6 +170,7 @@ class Store(Protocol):
     def usage(self, namespace: str) -> tuple[int, int]: ...
     def counts(self) -> dict[str, tuple[int, int]]: ...
     def recount(self) -> dict[str, tuple[int, int]]: ...
+    def tracked(self) -> tuple[int, int]: ...
 
 
 class MemoryStore:
@@ -378,6 +379,20 @@ class MemoryStore:
         with self._lock:
             tenant = self._tenants.get(namespace)
             return (tenant.ids, tenant.memory) if tenant is not None else (0, 0)
+
+    def tracked(self) -> tuple[int, int]:
+        """(ids, bytes): the live ids with a request applied, and the UTF-8 size of their
+        texts. The store is locked only to copy the list of states; each text is measured
+        after, without its id's lock (a chunk in flight may or may not be counted)."""
+        with self._lock:
+            states = list(self._live.values())
+        ids = text_bytes = 0
+        for state in states:
+            session = state.session
+            if state.applied and session is not None:
+                ids += 1
+                text_bytes += session.text_bytes
+        return ids, text_bytes
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """(ids, memory) per namespace as the running counts have them, and in all ("*")."""

@@ -40,10 +40,12 @@ _TEXT_KEPT_OVERHEAD = 128
 
 
 class Answer(NamedTuple):
-    """A chunk's result and its encoded ProcessChunksResponse."""
+    """A chunk's result, its encoded ProcessChunksResponse, and the id's session when the
+    request reached it (None when it was refused before, or its id had finished)."""
 
     result: ChunkResult
     response: bytes
+    session: Session | None
 
 
 # An Answer made in C: a NamedTuple's own constructor is Python code, a microsecond once
@@ -94,6 +96,7 @@ class Streams:
 
         With `wait=False` it returns None, having done nothing, when another call holds
         the id: an event loop then hands the request to a thread rather than wait."""
+        entry: IdState | Finished | None = None
         try:
             self._check_request(chunk_id, chunk, processor_type)
             key = (namespace, chunk_id)
@@ -111,7 +114,11 @@ class Streams:
                 finally:
                     lock.release()
         except EngineError as exc:
-            return self._encoded(ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc))
+            result = ChunkResult(chunk_id=chunk_id, sequence=sequence, error=exc)
+            # The id's session, for what the answer reports of the id: read without its
+            # lock, as its processor and mode never change.
+            session = entry.session if isinstance(entry, IdState) else None
+            return _new(Answer, (result, self._encode(result), session))
 
     def process(self, chunk_id: str, chunk: str, **options: Any) -> ChunkResult | None:
         """`answer()`'s result alone, for the same arguments. A duplicate's result has no
@@ -229,17 +236,19 @@ class Streams:
                 store.finish(key, state, (sequence, as_duplicate(response)), self._clock())
             elif sequence:
                 state.remember(sequence, as_duplicate(response))
-            return _new(Answer, (result, response))
+            return _new(Answer, (result, response, session))
         finally:
             store.settle(state, reserved)
 
     def _encoded(self, result: ChunkResult) -> Answer:
-        return _new(Answer, (result, self._encode(result)))
+        return _new(Answer, (result, self._encode(result), None))
 
     def _live_duplicate(self, chunk_id: str, sequence: int, state: IdState) -> Answer:
         result = ChunkResult(chunk_id=chunk_id, sequence=sequence, duplicate=True)
         kept = state.recall(sequence)
-        return _new(Answer, (result, kept)) if kept is not None else self._encoded(result)
+        if kept is None:
+            return _new(Answer, (result, self._encode(result), state.session))
+        return _new(Answer, (result, kept, state.session))
 
     def _finished_duplicate(
         self, chunk_id: str, sequence: int, final: bool, finished: Finished
@@ -248,7 +257,7 @@ class Streams:
         known = finished.final_answer
         if known is not None and known[0] == sequence:
             result.final = True
-            return _new(Answer, (result, known[1]))
+            return _new(Answer, (result, known[1], None))
         if final and known is not None:
             # A resent final of another number repeats the final's complete text: read
             # back from the kept response, which this rare case alone needs apart.

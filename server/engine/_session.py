@@ -116,6 +116,11 @@ class Session:
         return self._tracker.text
 
     @property
+    def text_bytes(self) -> int:
+        """The UTF-8 size of the whole text so far (see Tracker.text_bytes)."""
+        return self._tracker.text_bytes
+
+    @property
     def held_bytes(self) -> int:
         """The memory the text and the processor hold, as the store charges it."""
         processor = self.processor

@@ -150,6 +150,14 @@ class Tracker:
         return bound + _sizeof(chunk) if mode is _AUTO else bound
 
     @property
+    def text_bytes(self) -> int:
+        """The UTF-8 size of the text: O(1), except for a non-ASCII snapshot, O(its length)."""
+        if self.mode is _SNAPSHOT:
+            snapshot = self._snapshot
+            return len(snapshot) if snapshot.isascii() else len(snapshot.encode())
+        return len(self._buffer)
+
+    @property
     def text(self) -> str:
         if self.mode is _SNAPSHOT:
             return self._snapshot
