@@ -27,8 +27,9 @@ protos: $(INSTALLED)
 	rm -f $(STUBS)
 	$(MAKE) $(STUBS)
 
+# Metrics at http://127.0.0.1:9464/metrics; a --metrics-port in ARGS comes later and wins.
 serve: setup
-	$(BIN)/python -m server $(ARGS)
+	$(BIN)/python -m server --metrics-port 9464 $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
