@@ -35,7 +35,7 @@ const deadline = 30 * time.Second
 // Final responses and GetCompleteText can be larger than gRPC's default 4 MiB receive limit.
 const maxReceiveBytes = 64 << 20
 
-var run = randomSuffix()
+var runID = randomSuffix()
 
 func randomSuffix() string {
 	suffix := make([]byte, 4)
@@ -45,7 +45,7 @@ func randomSuffix() string {
 	return hex.EncodeToString(suffix)
 }
 
-func id(name string) string { return "go-" + name + "-" + run }
+func id(name string) string { return "go-" + name + "-" + runID }
 
 // failure is what expect panics with; run recovers it, so a check reads top to bottom like
 // a test and stops at its first mismatch.
