@@ -66,9 +66,9 @@ class ServiceMetrics:
         self._lock = threading.Lock()
         # (processor, mode, code) -> chunks
         self._chunks: dict[tuple[str, str, str], int] = {}
-        # processor -> [chunks per bucket (not cumulative; the last is +Inf), total seconds]
-        self._engine_buckets: dict[str, list[int]] = {}
-        self._engine_seconds: dict[str, float] = {}
+        # processor -> [chunks per bucket (not cumulative), chunks over the last bound,
+        # total seconds]: one list, so a chunk costs one lookup.
+        self._engine: dict[str, list[float]] = {}
         self.delta_bytes = 0
         self.duplicates = 0
         self.resets = 0
@@ -92,12 +92,11 @@ class ServiceMetrics:
             key = (processor, mode, code)
             chunks = self._chunks
             chunks[key] = chunks.get(key, 0) + 1
-            buckets = self._engine_buckets.get(processor)
-            if buckets is None:
-                buckets = self._engine_buckets[processor] = [0] * (len(ENGINE_SECONDS_BUCKETS) + 1)
-                self._engine_seconds[processor] = 0.0
-            buckets[bisect_left(ENGINE_SECONDS_BUCKETS, seconds)] += 1
-            self._engine_seconds[processor] += seconds
+            engine = self._engine.get(processor)
+            if engine is None:
+                engine = self._engine[processor] = [0] * (len(ENGINE_SECONDS_BUCKETS) + 2)
+            engine[bisect_left(ENGINE_SECONDS_BUCKETS, seconds)] += 1
+            engine[-1] += seconds
             if delta:
                 # isascii() is O(1): only a non-ASCII delta is encoded to be measured.
                 self.delta_bytes += len(delta) if delta.isascii() else len(delta.encode())
@@ -145,8 +144,8 @@ class ServiceMetrics:
             return (
                 dict(self._chunks),
                 {
-                    processor: (list(buckets), self._engine_seconds[processor])
-                    for processor, buckets in self._engine_buckets.items()
+                    processor: ([int(count) for count in engine[:-1]], engine[-1])
+                    for processor, engine in self._engine.items()
                 },
                 [
                     self.delta_bytes,
