@@ -146,7 +146,11 @@ def conversation(stub: pb_grpc.StreamingParserStub) -> Iterator[Conversation]:
 
 
 class ServerProcess:
-    """`python -m server` as a child process; the port is read from its first stdout line."""
+    """`python -m server` as a child process; the port is read from its first stdout line.
+
+    Both pipes are read from the start by threads of their own: a server that logs a line per
+    stream would otherwise fill a pipe nobody reads and block on its next write.
+    """
 
     LISTENING = re.compile(r"^chunkwise listening on 127\.0\.0\.1:(\d+)$")
 
@@ -160,23 +164,36 @@ class ServerProcess:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        self._stdout_lines: queue.Queue[str] = queue.Queue()
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
         line = self._first_line()
         match = self.LISTENING.match(line.rstrip("\n"))
         if match is None:
             self.process.kill()
-            _, stderr = self.process.communicate(timeout=TIMEOUT)
+            _, stderr = self.wait()[1:]
             raise AssertionError(f"unexpected first line {line!r}; stderr: {stderr}")
         self.port = int(match.group(1))
         self.address = f"127.0.0.1:{self.port}"
 
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._stdout_lines.put(line)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line)
+
     def _first_line(self) -> str:
-        # readline() has no timeout of its own; a reader thread gives it one.
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(
-            target=lambda: lines.put(self.process.stdout.readline()), daemon=True
-        ).start()
         try:
-            return lines.get(timeout=TIMEOUT)
+            return self._stdout_lines.get(timeout=TIMEOUT)
         except queue.Empty:
             self.process.kill()
             raise AssertionError("the server printed nothing") from None
@@ -186,13 +203,18 @@ class ServerProcess:
 
     def wait(self) -> tuple[int, str, str]:
         """Exit status, the rest of stdout, and stderr."""
-        stdout, stderr = self.process.communicate(timeout=TIMEOUT)
-        return self.process.returncode, stdout, stderr
+        self.process.wait(timeout=TIMEOUT)
+        for reader in self._readers:
+            reader.join(timeout=TIMEOUT)
+        rest: list[str] = []
+        while not self._stdout_lines.empty():
+            rest.append(self._stdout_lines.get_nowait())
+        return self.process.returncode, "".join(rest), "".join(self._stderr)
 
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.communicate(timeout=TIMEOUT)
+            self.wait()
 
 
 @pytest.fixture

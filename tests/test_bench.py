@@ -462,8 +462,8 @@ def test_stall_load_finds_a_response_error_without_parsing_the_rest():
 def test_stall_bench_end_to_end_against_a_real_server():
     config = loop_stall.StallConfig(
         idle=0.5,
-        warmup=0.5,
-        loaded=1.0,
+        warmup=1.5,
+        loaded=1.5,
         heavy_streams=3,
         heavy_ids=1,
         readers=1,
