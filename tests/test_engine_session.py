@@ -19,6 +19,7 @@ from server.engine import (
     ResourceExhausted,
     Session,
 )
+from server.engine._tracker import Tracker
 
 
 def session(processor: str = "text", mode: Mode = Mode.APPEND, **limits: int) -> Session:
@@ -132,3 +133,43 @@ def test_a_refused_final_leaves_a_processor_that_goes_on_as_before() -> None:
     assert not s.failed and s.text == '{"plan_markdown": "ab'
     result = s.feed("cd")
     assert isinstance(result.output, ReasoningText) and result.output.message_chunk == "cd"
+
+
+class _Silent:
+    """A plugin's processor with neither `held_bytes` nor `growth_bound`."""
+
+    def __init__(self, chunk_id: str, *, max_json_depth: int) -> None:
+        pass
+
+    def process(self, new_text, *, final, complete_text):
+        return None
+
+
+class _Bounded(_Silent):
+    held_bytes = 0
+
+    def growth_bound(self, chunk: str) -> int:
+        return 7 * len(chunk) + 3
+
+
+@pytest.mark.parametrize("chunk", ["", "x", "é" * 40, "😀" * 1000])
+def test_a_chunk_reserves_the_texts_bound_plus_what_its_processor_may_grow_by(chunk: str) -> None:
+    """docs/limits.md: a processor is taken at its own growth_bound; a plugin without one at
+    256 bytes a character plus 2.06 MiB; a processor that shows nothing at nothing more."""
+    text_only = Tracker(Mode.APPEND).growth_bound(chunk)
+
+    def plugin_session(factory) -> Session:
+        return Session(
+            "id",
+            processor_type="plugin",
+            factory=factory,
+            mode=Mode.APPEND,
+            limits=Limits(),
+            response_size=response_size,
+        )
+
+    assert session("text").growth_bound(chunk) == text_only
+    assert plugin_session(_Bounded).growth_bound(chunk) == text_only + 7 * len(chunk) + 3
+    unbounded = plugin_session(_Silent)
+    assert unbounded.growth_bound(chunk) == text_only + 256 * len(chunk) + (2 << 20) + (64 << 10)
+    assert unbounded.held_bytes == Tracker(Mode.APPEND).held_bytes
