@@ -203,6 +203,12 @@ def test_the_standard_grpc_server_metrics_count_every_call(
         assert value(after, f"{name}_count", **stream) == 1
         assert value(after, f"{name}_sum", **stream) > 0
         assert value(after, f"{name}_count", grpc_method=method, grpc_status="OK") == 3
+    # A66's buckets, not OpenTelemetry's defaults (0, 5, 10, ... 10,000 seconds or bytes).
+    for name, bound in (
+        ("grpc_server_call_duration_seconds_bucket", "0.0001"),
+        ("grpc_server_call_sent_total_compressed_message_size_bytes_bucket", "1024.0"),
+    ):
+        assert (name, frozenset({**stream, "le": bound}.items())) in after
     # The test's own client channels are in this process too: their side is not exported.
     assert not [name for name, _ in after if name.startswith("grpc_client_")]
 
