@@ -449,7 +449,6 @@ class MemoryStore:
             self._total.ids -= 1
             state.usage.ids -= 1
         self._charge(key[0], -state.cost)
-        state.cost = 0
 
     def _forget_finished(self, key: Key) -> None:
         if key in self._final_results:

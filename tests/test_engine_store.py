@@ -179,12 +179,16 @@ def test_a_final_is_kept_exactly_when_the_memory_left_holds_it_and_its_record(
     from server.store import FINISHED_COST, kept_bytes
 
     budget = 1 << 20  # the binding one
+    held: list[int] = []
 
     def finish(in_flight: int) -> tuple[bool, int, int]:
         """(kept, the kept size, the final's own reservation), with `in_flight` bytes
-        reserved by another chunk while the final is applied."""
+        reserved by another chunk while the final is applied, and another id holding
+        `held[0]` bytes."""
         streams = Streams(Limits(**limits), clock=lambda: 0.0)
         store = streams.store
+        streams.process("held", "z" * 100_000, mode=APPEND, namespace=other_namespace)
+        held[:] = [store.memory]
         streams.process("id", "ab" * 50, mode=APPEND, sequence=1)
         key = (other_namespace, "other")
         other = store.open(key, 0, 0.0)
@@ -201,8 +205,8 @@ def test_a_final_is_kept_exactly_when_the_memory_left_holds_it_and_its_record(
         return bool(store._final_results), kept, reserved[0]
 
     kept, size, own = finish(0)
-    assert kept
-    threshold = budget - own - size - FINISHED_COST
+    assert kept and held[0] > 100_000
+    threshold = budget - held[0] - own - size - FINISHED_COST
     assert finish(threshold)[0]
     assert not finish(threshold + 1)[0]
 
@@ -227,3 +231,60 @@ def test_kept_finals_stay_within_their_cache_oldest_given_way_first() -> None:
     assert kept[-1] == ("", f"id-{count + 2}") and ("", "id-0") not in kept
     assert kept == sorted(kept, key=lambda key: int(key[1].split("-")[1]))
     assert store.counts() == store.recount()
+
+
+def test_kept_finals_may_fill_their_cache_exactly() -> None:
+    """The cache holds FINAL_CACHE_BYTES in all: a final that brings it to exactly that
+    drops none of the others."""
+    from server.store import FINAL_CACHE_BYTES
+
+    def finish(streams: Streams, chunk_id: str, length: int) -> int:
+        """The kept size of `chunk_id`'s final, of a text of `length` characters."""
+        pieces = [min(1 << 20, length - start) for start in range(0, length, 1 << 20)]
+        for number, piece in enumerate(pieces, 1):
+            assert (
+                streams.process(chunk_id, "x" * piece, mode=APPEND, sequence=number).error is None
+            )
+        assert streams.process(chunk_id, "", sequence=len(pieces) + 1, final=True).final
+        return streams.store._final_results[("", chunk_id)]
+
+    streams = Streams(clock=lambda: 0.0)
+    count = 0
+    while streams.store._final_bytes + (2 << 20) <= FINAL_CACHE_BYTES:
+        finish(streams, f"id-{count:03}", 1 << 20)
+        count += 1
+    gap = FINAL_CACHE_BYTES - streams.store._final_bytes
+    length = gap - 1000
+    for _ in range(3):  # the size is its text's length plus a few bytes of framing
+        probe = finish(Streams(clock=lambda: 0.0), "last", length)
+        if probe == gap:
+            break
+        length += gap - probe
+    assert probe == gap
+    kept_before = list(streams.store._final_results)
+    finish(streams, "last", length)
+    assert streams.store._final_bytes == FINAL_CACHE_BYTES
+    assert list(streams.store._final_results) == [*kept_before, ("", "last")]
+
+
+def test_a_refusal_names_what_it_is_about() -> None:
+    """An error's subject, which the server sends as its details (the id not found, the
+    limit a chunk would pass), names the id or the flag the message names."""
+    from server.engine import NotFound
+
+    streams = Streams(Limits(max_memory_bytes=1 << 20))
+    with pytest.raises(NotFound) as not_found:
+        streams.complete_text("never-sent")
+    assert not_found.value.subject == "never-sent"
+    refused = streams.process("big", "x" * (1 << 20), mode=APPEND).error
+    assert isinstance(refused, ResourceExhausted) and refused.subject == "--max-memory-bytes"
+    assert "--max-memory-bytes" in refused.message
+
+    tenants = Streams(Limits(max_memory_bytes=8 << 20, tenant_max_memory_bytes=1 << 20))
+    refused = tenants.process("big", "x" * (1 << 20), mode=APPEND, namespace="a").error
+    assert isinstance(refused, ResourceExhausted)
+    assert refused.subject == "--tenant-max-memory-bytes" and refused.subject in refused.message
+
+    for mode in (APPEND, Mode.SNAPSHOT, Mode.AUTO):
+        too_long = Streams(Limits(max_text_bytes=10)).process("id", "x" * 11, mode=mode).error
+        assert isinstance(too_long, ResourceExhausted) and too_long.subject == "--max-text-bytes"
