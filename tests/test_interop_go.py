@@ -9,7 +9,6 @@ such a skip is a failure instead.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from grpc_server import ServerProcess
-from interop_support import cannot_run
+from interop_support import cannot_run, run_client_against
 
 REPO = Path(__file__).resolve().parent.parent
 #: Where the Makefile's interop-go target puts the client.
@@ -66,20 +65,5 @@ def test_the_go_client_passes_its_checks_against_the_server(
     server_process: Callable[..., ServerProcess],
 ) -> None:
     _build()
-    server = server_process()
-    result = subprocess.run(
-        [GO_CLIENT],
-        env={**os.environ, "CHUNKWISE_ADDRESS": server.address},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    server.terminate()
-    status, _, server_stderr = server.wait()
-    assert result.returncode == 0, (
-        f"the Go client exited {result.returncode}\n--- stdout\n{result.stdout}"
-        f"\n--- stderr\n{result.stderr}\n--- server stderr\n{server_stderr}"
-    )
-    assert re.search(r"^go client: [1-9]\d* passed, 0 failed$", result.stdout, re.M), result.stdout
-    assert status == 0, f"the server exited {status} on SIGTERM:\n{server_stderr}"
+    stdout = run_client_against(server_process(), [str(GO_CLIENT)])
+    assert re.search(r"^go client: [1-9]\d* passed, 0 failed$", stdout, re.M), stdout

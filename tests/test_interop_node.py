@@ -6,7 +6,6 @@ with CHUNKWISE_REQUIRE_INTEROP=1 such a skip is a failure instead.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ from typing import NoReturn
 
 import pytest
 from grpc_server import ServerProcess
-from interop_support import cannot_run
+from interop_support import cannot_run, run_client_against
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO / "tests" / "interop" / "node"
@@ -77,24 +76,10 @@ def test_the_node_client_passes_its_tests_against_the_server(
 ) -> None:
     node, npm = _tools()
     _install(npm)
-    server = server_process()
     # node --test finds *.test.mjs under the folder (TAP, whose summary is read below); the
     # ids carry a random suffix.
-    result = subprocess.run(
-        [node, "--test", "--test-reporter=tap"],
-        cwd=NODE_DIR,
-        env={**os.environ, "CHUNKWISE_ADDRESS": server.address},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    stdout = run_client_against(
+        server_process(), [node, "--test", "--test-reporter=tap"], cwd=NODE_DIR
     )
-    server.terminate()
-    status, _, server_stderr = server.wait()
-    assert result.returncode == 0, (
-        f"node --test exited {result.returncode}\n--- stdout\n{result.stdout}"
-        f"\n--- stderr\n{result.stderr}\n--- server stderr\n{server_stderr}"
-    )
-    assert re.search(r"^# pass [1-9]", result.stdout, re.MULTILINE), result.stdout
-    assert re.search(r"^# fail 0$", result.stdout, re.MULTILINE), result.stdout
-    assert status == 0, f"the server exited {status} on SIGTERM:\n{server_stderr}"
+    assert re.search(r"^# pass [1-9]", stdout, re.MULTILINE), stdout
+    assert re.search(r"^# fail 0$", stdout, re.MULTILINE), stdout
