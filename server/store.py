@@ -76,11 +76,11 @@ class IdState:
         "usage",
     )
 
-    def __init__(self, usage: _Usage) -> None:
+    def __init__(self, usage: _Usage, touched: float) -> None:
         self.lock = threading.Lock()
         self.alive = True  # False once removed from the store: callers look it up again
         self.applied = False  # False until a first request is applied
-        self.touched = 0.0
+        self.touched = touched
         self.session: Session | None = None  # made by the first request
         self.recent: deque[tuple[int, bytes]] = deque(maxlen=RECENT_RESPONSES)
         self.recent_bytes = 0
@@ -225,8 +225,7 @@ class MemoryStore:
                     "(--tenant-max-ids); finish or clear some first",
                     subject="--tenant-max-ids",
                 )
-            state = IdState(tenant)
-            state.touched = now
+            state = IdState(tenant, now)
             self._live[key] = state
             return state
         finally:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.engine import Limits, Mode, ResourceExhausted
+from server.engine import InvalidArgument, Limits, Mode, ResourceExhausted
+from server.engine._tracker import Tracker
 from server.streams import Streams
 
 APPEND = Mode.APPEND
@@ -288,3 +289,97 @@ def test_a_refusal_names_what_it_is_about() -> None:
     for mode in (APPEND, Mode.SNAPSHOT, Mode.AUTO):
         too_long = Streams(Limits(max_text_bytes=10)).process("id", "x" * 11, mode=mode).error
         assert isinstance(too_long, ResourceExhausted) and too_long.subject == "--max-text-bytes"
+
+
+def test_ids_are_refused_at_their_limit_naming_it() -> None:
+    """--max-ids counts live ids in all; --tenant-max-ids those of one namespace."""
+    streams = Streams(Limits(max_ids=3))
+    for n in range(3):
+        assert streams.process(f"id-{n}", "x").error is None
+    refused = streams.process("one-more", "x").error
+    assert isinstance(refused, ResourceExhausted) and refused.subject == "--max-ids"
+    assert refused.message.startswith("3 ids are tracked, the limit (--max-ids)")
+
+    tenants = Streams(Limits(max_ids=10, tenant_max_ids=2))
+    for n in range(2):
+        assert tenants.process(f"id-{n}", "x", namespace="a").error is None
+    refused = tenants.process("one-more", "x", namespace="a").error
+    assert isinstance(refused, ResourceExhausted) and refused.subject == "--tenant-max-ids"
+    assert "2 ids of this namespace are tracked" in refused.message
+    assert tenants.process("one-more", "x", namespace="b").error is None
+
+
+@pytest.mark.parametrize("budget", ["global", "tenant"])
+def test_reservations_may_fill_a_budget_exactly_and_no_more(budget: str) -> None:
+    """Chunks in flight reserve their worst case: the global budget (over three namespaces
+    here), or a namespace's, may be reserved to its last byte, and a byte more is refused,
+    naming the budget."""
+    from server.store import MemoryStore
+
+    if budget == "global":
+        store = MemoryStore(Limits(max_memory_bytes=1000))
+        keys = [("a", "a"), ("b", "b"), ("c", "c")]
+    else:
+        store = MemoryStore(Limits(max_memory_bytes=10_000, tenant_max_memory_bytes=1000))
+        keys = [("t", "a"), ("t", "b"), ("t", "c")]
+    states = [store.open(key, 0, 0.0) for key in keys]
+    store.reserve(keys[0], states[0], 400)
+    store.reserve(keys[1], states[1], 600)
+    with pytest.raises(ResourceExhausted) as refused:
+        store.reserve(keys[2], states[2], 1)
+    flag = "--max-memory-bytes" if budget == "global" else "--tenant-max-memory-bytes"
+    assert refused.value.subject == flag
+    assert store.live(keys[2]) is None, "a refused first request leaves no id behind"
+    store.discard(keys[0], states[0])
+    store.settle(states[0], 400)
+    store.reserve(keys[2], store.open(keys[2], 0, 0.0), 400)
+
+
+def test_a_chunk_reserves_what_docs_limits_md_says() -> None:
+    """Before a chunk is applied its id reserves its session's growth bound (a new id also
+    what it holds from the start), plus, when numbered, room for the response kept for its
+    duplicates: 128 B + --max-id-bytes + 4 bytes a character for a `text` chunk, 256 KiB
+    for a chunk with output."""
+    streams = Streams(Limits(max_id_bytes=300))
+    store = streams.store
+    reserved: list[int] = []
+    reserve = store.reserve
+    store.reserve = lambda key, state, amount: (
+        reserved.append(amount),
+        reserve(key, state, amount),
+    )[1]  # type: ignore[method-assign]
+
+    def reserved_for(chunk_id: str, chunk: str, **options) -> int:
+        reserved.clear()
+        assert streams.process(chunk_id, chunk, **options).error is None
+        return reserved[0]
+
+    text = "héllo wörld"
+    first = reserved_for("t", text, mode=APPEND)
+    state = store.live(("", "t"))
+    from server.store import ID_COST
+
+    assert first == Tracker(APPEND).growth_bound(text) + ID_COST + Tracker(APPEND).held_bytes
+    bound = state.session.growth_bound(text)
+    assert reserved_for("t", text) == bound
+    bound = state.session.growth_bound(text)
+    assert reserved_for("t", text, sequence=1) == bound + 128 + 300 + 4 * len(text)
+    reserved_for("j", "[", processor_type="json", mode=APPEND)
+    session = store.live(("", "j")).session
+    assert reserved_for("j", "1,", sequence=1) == session.growth_bound("1,") + 256 * 1024
+
+
+def test_an_id_busy_elsewhere_is_left_alone_when_told_not_to_wait() -> None:
+    streams = Streams()
+    assert streams.process("busy", "a").error is None
+    state = streams.store.live(("", "busy"))
+    with state.lock:
+        assert streams.process("busy", "b", wait=False) is None
+    assert streams.complete_text("busy").text == "a"
+    assert streams.process("busy", "b", wait=False).delta == "b"
+
+
+def test_an_empty_id_is_refused_naming_the_field() -> None:
+    error = Streams().process("", "x").error
+    assert isinstance(error, InvalidArgument)
+    assert (error.message, error.subject) == ("chunk_id is empty", "chunk_id")
