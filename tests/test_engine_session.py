@@ -15,6 +15,7 @@ from server.engine import (
     InvalidArgument,
     Limits,
     Mode,
+    ProcessorFailed,
     ReasoningText,
     ResourceExhausted,
     Session,
@@ -173,3 +174,45 @@ def test_a_chunk_reserves_the_texts_bound_plus_what_its_processor_may_grow_by(ch
     unbounded = plugin_session(_Silent)
     assert unbounded.growth_bound(chunk) == text_only + 256 * len(chunk) + (2 << 20) + (64 << 10)
     assert unbounded.held_bytes == Tracker(Mode.APPEND).held_bytes
+
+
+def test_an_unnumbered_chunk_leaves_the_last_number_alone() -> None:
+    s = session()
+    assert s.feed("a").sequence == 0 and s.last_sequence == 0
+    s.feed("b", sequence=4)
+    assert s.feed("c").sequence == 0 and s.last_sequence == 4
+
+
+class _Broken:
+    """A plugin's processor with a bug: it raises on its second call."""
+
+    def __init__(self, chunk_id: str, *, max_json_depth: int) -> None:
+        self.calls = 0
+
+    def process(self, new_text, *, final, complete_text):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("bug")
+        return ReasoningText("id", "t", "", f"call {self.calls}", "", "loading")
+
+
+def test_a_processor_with_a_bug_stops_for_its_id_and_the_text_goes_on() -> None:
+    s = Session(
+        "id",
+        processor_type="plugin",
+        factory=_Broken,
+        mode=Mode.APPEND,
+        limits=Limits(),
+        response_size=response_size,
+    )
+    assert s.feed("a").output is not None
+    broken = s.feed("b")
+    assert isinstance(broken.error, ProcessorFailed) and broken.output is None
+    assert broken.delta == "b" and s.failed and s.processor is None
+    assert broken.error.message == (
+        "the id's processor failed; the server log has the details. "
+        "The text is tracked; the processor shows nothing more for this id"
+    )
+    assert isinstance(broken.error.__cause__, RuntimeError)
+    after = s.feed("c", final=True)
+    assert (after.output, after.error, after.complete_text) == (None, None, "abc")
