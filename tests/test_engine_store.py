@@ -329,7 +329,12 @@ def test_reservations_may_fill_a_budget_exactly_and_no_more(budget: str) -> None
         store.reserve(keys[2], states[2], 1)
     flag = "--max-memory-bytes" if budget == "global" else "--tenant-max-memory-bytes"
     assert refused.value.subject == flag
+    assert refused.value.message.startswith(f"memory for ids would pass {flag} (1000 bytes)")
+    assert (
+        "0 held, 1000 reserved by chunks in flight, this chunk may need 1;" in refused.value.message
+    )
     assert store.live(keys[2]) is None, "a refused first request leaves no id behind"
+    assert not states[2].alive, "whoever waits on it looks the id up again"
     store.discard(keys[0], states[0])
     store.settle(states[0], 400)
     store.reserve(keys[2], store.open(keys[2], 0, 0.0), 400)
