@@ -21,6 +21,8 @@ from server.event_loop import EVENT_LOOPS
 _Validator = Callable[[str, Any], None]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: A `text` chunk's response is at most its chunk, its id and this (docs/limits.md).
+TEXT_RESPONSE_OVERHEAD = 64
 
 
 def _of_type(*types: type) -> _Validator:
@@ -246,6 +248,14 @@ class Config:
     def __post_init__(self) -> None:
         for f in fields(self):
             f.metadata["validate"](f.name, getattr(self, f.name))
+        smallest = self.max_chunk_bytes + self.max_id_bytes + TEXT_RESPONSE_OVERHEAD
+        if self.max_response_bytes < smallest:
+            # A `text` chunk's response is never measured: its bound is the chunk's.
+            raise ValueError(
+                f"max_response_bytes (--max-response-bytes) must hold a text chunk's response, "
+                f"--max-chunk-bytes + --max-id-bytes + {TEXT_RESPONSE_OVERHEAD}: at least "
+                f"{smallest}, got {self.max_response_bytes}"
+            )
         if self.tls_cert is not None and self.tls_key is None:
             raise ValueError("tls_cert (--tls-cert) needs tls_key (--tls-key)")
         if self.tls_key is not None and self.tls_cert is None:

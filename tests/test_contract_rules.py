@@ -63,7 +63,7 @@ def test_a_refused_final_is_not_final_and_the_id_stays_open(conversation, stub, 
 def test_a_final_refused_for_its_response_size_is_not_final(server_factory):
     """ "A final whose response would not fit is refused with a clear error before the id is
     finished, so its text stays retrievable"."""
-    server = server_factory(max_response_bytes=4096)
+    server = server_factory(max_response_bytes=4096, max_chunk_bytes=4000, max_id_bytes=32)
     with server.channel() as channel:
         stub = pb_grpc.StreamingParserStub(channel)
         talk = Conversation(stub)

@@ -129,8 +129,13 @@ def test_a_refused_final_rebuilds_the_processor_from_the_text_and_keeps_what_it_
 def test_a_refused_final_leaves_a_processor_that_goes_on_as_before() -> None:
     s = session("plan", max_response_bytes=400)
     s.feed('{"plan_markdown": "ab')
-    with pytest.raises(ResourceExhausted):
+    with pytest.raises(ResourceExhausted) as refused:
         s.feed("c" * 500, final=True)
+    assert refused.value.subject == "--max-response-bytes"
+    assert refused.value.message.endswith(
+        "bytes, over the limit of 400 bytes (--max-response-bytes); "
+        "nothing changed: read the text with GetCompleteText, then clear the id"
+    )
     assert not s.failed and s.text == '{"plan_markdown": "ab'
     result = s.feed("cd")
     assert isinstance(result.output, ReasoningText) and result.output.message_chunk == "cd"
@@ -216,3 +221,37 @@ def test_a_processor_with_a_bug_stops_for_its_id_and_the_text_goes_on() -> None:
     assert isinstance(broken.error.__cause__, RuntimeError)
     after = s.feed("c", final=True)
     assert (after.output, after.error, after.complete_text) == (None, None, "abc")
+
+
+def _measured(processor: str) -> Session:
+    """A session whose responses all measure a gigabyte, and which measures those of
+    chunks over 10 characters with output: each is then over its limit."""
+    limits = Limits()
+    spare = 64 * 10 + (2 << 20) + (8 << 10)  # RESPONSE_BASE, and 64 B a character
+    return Session(
+        "id",
+        processor_type=processor,
+        factory=BUILTIN_PROCESSORS[processor],
+        mode=Mode.APPEND,
+        limits=Limits(max_response_bytes=limits.max_text_bytes + spare),
+        response_size=lambda result: 1 << 30,
+    )
+
+
+def test_a_chunk_with_output_past_the_bound_is_measured_and_its_processor_stops() -> None:
+    s = _measured("plan")
+    short = s.feed('{"plan_markdown": "')  # 19 characters, no output yet
+    assert short.output is None and short.error is None
+    assert s.feed("0123456789").output is not None  # not over 10: not measured
+    long = s.feed("0123456789a")
+    assert long.output is None and isinstance(long.error, InvalidArgument)
+    assert long.error.message.startswith(f"this chunk's output would be {1 << 30} bytes")
+    assert long.delta == "0123456789a" and s.failed
+
+
+def test_a_chunk_without_output_is_never_measured() -> None:
+    """Its response is bounded by the chunk (docs/limits.md), which the server's flags keep
+    under --max-response-bytes."""
+    s = _measured("text")
+    result = s.feed("x" * 100)
+    assert (result.delta, result.error) == ("x" * 100, None) and not s.failed

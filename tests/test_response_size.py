@@ -91,3 +91,22 @@ def test_a_plugin_output_counts_as_an_empty_output() -> None:
         plugin = ChunkResult("i", 1, "d", PluginOutput(), final=final, complete_text="d")
         builtin = ChunkResult("i", 1, "d", empty, final=final, complete_text="d")
         assert response_size(plugin) == response_size(builtin) == len(_wire.chunk_response(builtin))
+
+
+@given(
+    st.text(min_size=1, max_size=20),
+    st.lists(st.tuples(st.text(max_size=200), st.integers(0, 2**64 - 1)), max_size=6),
+    st.sampled_from(list(Mode)),
+)
+def test_a_text_response_is_at_most_its_chunk_its_id_and_64_bytes(
+    chunk_id: str, chunks: list[tuple[str, int]], mode: Mode
+) -> None:
+    """docs/limits.md's bound for `text`, which --max-response-bytes must hold (its
+    responses are never measured): duplicates and resets included."""
+    streams = Streams()
+    for chunk, sequence in chunks:
+        for _ in range(2):  # the second time, a duplicate when numbered
+            answer = streams.answer(chunk_id, chunk, mode=mode, sequence=sequence)
+            assert answer is not None and answer.result.error is None
+            bound = len(chunk.encode()) + len(chunk_id.encode()) + 64
+            assert len(answer.response) <= bound

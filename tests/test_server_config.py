@@ -127,7 +127,7 @@ def test_every_limit_has_its_flag() -> None:
             "--max-memory-bytes=8",
             "--tenant-max-ids=9",
             "--tenant-max-memory-bytes=10",
-            "--max-response-bytes=11",
+            "--max-response-bytes=67",
             "--grace-period=0",
             "--log-level=debug",
             "--event-loop=asyncio",
@@ -150,7 +150,7 @@ def test_every_limit_has_its_flag() -> None:
         max_memory_bytes=8,
         tenant_max_ids=9,
         tenant_max_memory_bytes=10,
-        max_response_bytes=11,
+        max_response_bytes=67,
         grace_period=0.0,
         log_level="DEBUG",
         event_loop="asyncio",
@@ -168,6 +168,20 @@ def test_a_bad_flag_value_exits_with_usage_naming_the_field(
         parse_config(["--max-ids=0"])
     assert exit_info.value.code == 2
     assert "max_ids" in capsys.readouterr().err
+
+
+def test_the_response_limit_holds_a_text_chunks_response(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/limits.md: a `text` response is at most the chunk, the id and 64 bytes, and it
+    is never measured, so --max-response-bytes must hold that much."""
+    flags = ["--max-chunk-bytes=1000", "--max-id-bytes=36"]
+    assert parse_config([*flags, "--max-response-bytes=1100"]).max_response_bytes == 1100
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config([*flags, "--max-response-bytes=1099"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--max-response-bytes" in error and "at least 1100, got 1099" in error
 
 
 def test_every_config_field_has_a_flag_and_every_flag_a_field() -> None:
