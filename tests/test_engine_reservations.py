@@ -73,3 +73,19 @@ def test_a_chunk_of_257_characters_has_its_brackets_counted(name):
     assert per(name, "[", length=257) == per(name, "[")
     # So one without brackets reserves less than a chunk of 256 characters.
     assert bound(name, "a" * 257) < bound(name, "a" * 256)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_files_reserve_for_one_file_more_than_the_chunk_opens(name):
+    """Beyond the JSON reader's own bound, `metric` and `dashboard` reserve 640 B for each
+    `{` and for one file more (the one the chunk may go on with), 128 B for each `"`, 12.5
+    bytes a character and a fixed 160 B (to a byte, as 12.5 is rounded): the same fixed part
+    for any chunk, short or long."""
+    texts = ["", "a", "a" * 100, "{" * 256, "a" * 1000, "{" * 10 + '"' * 5 + "a" * 985, "a" * 4000]
+    fixed = set()
+    for text in texts:
+        extra = bound(name, text) - bound("json", text)
+        n = len(text)
+        braces, quotes = (n, n) if n <= 256 else (text.count("{"), text.count('"'))
+        fixed.add(extra - 640 * (braces + 1) - 128 * quotes - 12.5 * n)
+    assert all(159 <= part <= 161 for part in fixed), fixed
