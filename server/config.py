@@ -175,7 +175,9 @@ class Config:
     )
     #: No response is bigger; a final that would be is refused before the id is finished.
     max_response_bytes: int = _size(
-        64 << 20, "largest response; a final that would be larger is refused, the id kept"
+        64 << 20,
+        "largest response, at least --max-chunk-bytes + --max-id-bytes + 64; a final that "
+        "would be larger is refused, the id kept",
     )
     #: 0 cancels open streams at once.
     grace_period: float = _seconds(
