@@ -143,3 +143,12 @@ def test_only_the_first_files_array_is_read(name, whole):
     assert [(f.file_name, f.text) for f in outs[-1].files] == [("a", "")]
     if not whole:
         assert [d for o in outs[:-1] if o for d in file_deltas(o)] == [("a", "")]
+
+
+@pytest.mark.parametrize("name", ["plan", "search_data_catalog", "metric", "dashboard"])
+def test_the_secondary_title_is_empty(name):
+    """Contract: secondary_title `""`, for the file processors as for plan."""
+    text = '{"files": [{"name": "a", "yml_content": "b"}], "plan_markdown": "c", '
+    text += '"search_requirements": "d"}'
+    outs = [o for o in run(BUILTIN_PROCESSORS[name]("c"), list(text)) if o is not None]
+    assert outs and all(o.secondary_title == "" for o in outs)

@@ -246,7 +246,16 @@ def test_a_chunk_with_output_past_the_bound_is_measured_and_its_processor_stops(
     long = s.feed("0123456789a")
     assert long.output is None and isinstance(long.error, InvalidArgument)
     assert long.error.message.startswith(f"this chunk's output would be {1 << 30} bytes")
+    assert long.error.message.endswith("(--max-response-bytes); no more output for this id")
     assert long.delta == "0123456789a" and s.failed
+
+
+def test_an_output_exactly_at_the_limit_is_sent() -> None:
+    s = _measured("plan")
+    s._response_size = lambda result: s._limits.max_response_bytes
+    s.feed('{"plan_markdown": "')
+    result = s.feed("0123456789a")
+    assert result.output is not None and result.error is None and not s.failed
 
 
 def test_a_chunk_without_output_is_never_measured() -> None:

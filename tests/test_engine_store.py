@@ -388,3 +388,29 @@ def test_an_empty_id_is_refused_naming_the_field() -> None:
     error = Streams().process("", "x").error
     assert isinstance(error, InvalidArgument)
     assert (error.message, error.subject) == ("chunk_id is empty", "chunk_id")
+
+
+def test_a_request_out_of_bounds_is_refused_naming_the_field_or_flag() -> None:
+    streams = Streams(Limits(max_id_bytes=8, max_chunk_bytes=10))
+    long_id = streams.process("é" * 5, "x").error
+    assert isinstance(long_id, InvalidArgument) and long_id.subject == "chunk_id"
+    assert long_id.message == "chunk_id is 10 bytes, over the limit of 8 bytes"
+    long_chunk = streams.process("id", "é" * 6).error
+    assert isinstance(long_chunk, ResourceExhausted)
+    assert long_chunk.subject == "--max-chunk-bytes"
+    assert long_chunk.message.startswith("chunk is 12 bytes, over the limit of 10 bytes")
+    unknown = streams.process("id", "x", processor_type="nope").error
+    assert isinstance(unknown, InvalidArgument)
+    assert unknown.message == (
+        "unknown processor 'nope'; known: dashboard, json, metric, plan, search_data_catalog, text"
+    )
+
+
+def test_streams_keep_ids_in_the_store_they_are_given() -> None:
+    from server.store import MemoryStore
+
+    store = MemoryStore(Limits())
+    streams = Streams(store=store)
+    assert streams.store is store
+    streams.process("id", "x")
+    assert store.live(("", "id")) is not None
