@@ -1,6 +1,6 @@
 """What a chunk reserves for its processor (`growth_bound`), at the rates docs/limits.md
 gives ("Memory is bounded by the limits"): for the JSON processors 16.2 KiB for each `{` or
-`[` (8.1 MiB at most in all) and 5.2 bytes a character; `metric` and `dashboard` add 640 B
+`[` (8.1 MiB at most in all) and 5.125 bytes a character; `metric` and `dashboard` add 640 B
 for each `{`, 128 B for each `"` and 12.5 bytes a character. A chunk of at most 256
 characters counts every character as a bracket and a quote.
 
@@ -37,7 +37,7 @@ def per(name: str, char: str, count: int = 100, length: int = 1000) -> float:
 @pytest.mark.parametrize("name", ["json", "plan", "search_data_catalog", *FILES])
 def test_each_character_reserves_the_documented_bytes(name):
     message = 4.5 if name in ("plan", "search_data_catalog") else 0
-    expected = 5.2 + message + (12.5 if name in FILES else 0)
+    expected = 5.125 + message + (12.5 if name in FILES else 0)
     assert per_char(name) == pytest.approx(expected, abs=0.1)
 
 
@@ -89,3 +89,18 @@ def test_files_reserve_for_one_file_more_than_the_chunk_opens(name):
         braces, quotes = (n, n) if n <= 256 else (text.count("{"), text.count('"'))
         fixed.add(extra - 640 * (braces + 1) - 128 * quotes - 12.5 * n)
     assert all(159 <= part <= 161 for part in fixed), fixed
+
+
+@pytest.mark.parametrize("n", [257, 1000, 5000])
+def test_a_chunk_without_brackets_reserves_one_frame_5_125_bytes_a_character_and_17376(n):
+    """docs/limits.md: 16,592 B for each bracket and one more, 5.125 bytes a character and
+    17,376 B (to a byte, as 5.125 is rounded)."""
+    assert bound("json", "a" * n) == pytest.approx(16_592 + 5.125 * n + 17_376, abs=1)
+
+
+@pytest.mark.parametrize("n", [1000, 5000, 20_000])
+def test_brackets_reserve_at_most_208_bytes_each_and_32_a_character_and_2_mib(n):
+    """Past about 128 brackets the paths' budget binds: 208 B for each bracket and one more,
+    32 B a character and 2 MiB, against the one frame of a chunk without brackets."""
+    frames = bound("json", "[" * n) - bound("json", "a" * n)
+    assert frames == 208 * (n + 1) + 32 * n + 2 * MIB - 16_592
