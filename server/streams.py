@@ -177,7 +177,9 @@ class Streams:
         self._check_id(chunk_id)
         if processor_type and processor_type not in self._factories:
             known = ", ".join(sorted(self._factories))
-            raise InvalidArgument(f"unknown processor {processor_type!r}; known: {known}")
+            raise InvalidArgument(
+                f"unknown processor {processor_type!r}; known: {known}", subject="processor_type"
+            )
         limit = self.limits.max_chunk_bytes
         if len(chunk) * 4 > limit and (size := len(chunk.encode())) > limit:
             raise ResourceExhausted(

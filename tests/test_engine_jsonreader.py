@@ -24,7 +24,7 @@ from helpers import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.engine import Append, InvalidArgument, Set
+from server.engine import Append, End, InvalidArgument, Set
 from server.engine._jsonreader import JsonReader
 
 OFFSET = re.compile(r"at offset (\d+)\b")
@@ -631,3 +631,11 @@ def test_held_bytes_follows_keys_and_numbers_read_in_pieces(piece):
         peak = max(peak, reader.held_bytes)
     assert peak > 5000  # the number's digits were counted while it was read
     assert reader.held_bytes == reader.recount_held_bytes()
+
+
+def test_raw_lone_surrogates_read_as_replacement_characters() -> None:
+    """Text that never passed through UTF-8 can hold a lone surrogate, escaped or not: it
+    is read as U+FFFD, so every path and value encodes."""
+    ops = JsonReader().feed('{"k\ud800": "v\udc00", "e\\ud800": 1}')
+    assert ops[1:4] == [Set("/k\ufffd", '""'), Append("/k\ufffd", "v\ufffd"), End("/k\ufffd")]
+    assert Set("/e\ufffd", "1") in ops

@@ -219,6 +219,7 @@ def test_a_processor_with_a_bug_stops_for_its_id_and_the_text_goes_on() -> None:
         "The text is tracked; the processor shows nothing more for this id"
     )
     assert isinstance(broken.error.__cause__, RuntimeError)
+    assert broken.error.subject == "", "it is about nothing the request named"
     after = s.feed("c", final=True)
     assert (after.output, after.error, after.complete_text) == (None, None, "abc")
 
@@ -264,3 +265,20 @@ def test_a_chunk_without_output_is_never_measured() -> None:
     s = _measured("text")
     result = s.feed("x" * 100)
     assert (result.delta, result.error) == ("x" * 100, None) and not s.failed
+
+
+def test_with_no_room_to_spare_every_chunk_with_output_is_measured() -> None:
+    """A response limit below the text limit plus the base leaves nothing unmeasured: the
+    one-character chunk that ends a long number is measured, and its output refused."""
+    s = session("json", max_response_bytes=300)
+    assert s.feed("[" + "1" * 250).error is None
+    assert s.feed("1" * 250).error is None
+    ended = s.feed(",")
+    assert ended.output is None and isinstance(ended.error, InvalidArgument)
+    assert "over the limit of 300 bytes" in ended.error.message
+
+
+@pytest.mark.parametrize("chunk", ["", "abc", "XXXXabc", "\u0000"])
+def test_the_first_chunk_is_new_in_full_in_every_mode(chunk: str) -> None:
+    for mode in Mode:
+        assert session(mode=mode).feed(chunk).delta == chunk

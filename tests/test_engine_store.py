@@ -305,7 +305,10 @@ def test_ids_are_refused_at_their_limit_naming_it() -> None:
         assert tenants.process(f"id-{n}", "x", namespace="a").error is None
     refused = tenants.process("one-more", "x", namespace="a").error
     assert isinstance(refused, ResourceExhausted) and refused.subject == "--tenant-max-ids"
-    assert "2 ids of this namespace are tracked" in refused.message
+    assert refused.message == (
+        "2 ids of this namespace are tracked, the limit (--tenant-max-ids); "
+        "finish or clear some first"
+    )
     assert tenants.process("one-more", "x", namespace="b").error is None
 
 
@@ -400,7 +403,7 @@ def test_a_request_out_of_bounds_is_refused_naming_the_field_or_flag() -> None:
     assert long_chunk.subject == "--max-chunk-bytes"
     assert long_chunk.message.startswith("chunk is 12 bytes, over the limit of 10 bytes")
     unknown = streams.process("id", "x", processor_type="nope").error
-    assert isinstance(unknown, InvalidArgument)
+    assert isinstance(unknown, InvalidArgument) and unknown.subject == "processor_type"
     assert unknown.message == (
         "unknown processor 'nope'; known: dashboard, json, metric, plan, search_data_catalog, text"
     )
