@@ -639,3 +639,51 @@ def test_raw_lone_surrogates_read_as_replacement_characters() -> None:
     ops = JsonReader().feed('{"k\ud800": "v\udc00", "e\\ud800": 1}')
     assert ops[1:4] == [Set("/k\ufffd", '""'), Append("/k\ufffd", "v\ufffd"), End("/k\ufffd")]
     assert Set("/e\ufffd", "1") in ops
+
+
+@pytest.mark.parametrize("pieces", [['  "ab"  '], ['  "a', 'b"', "  "]])
+def test_a_top_level_string_spans_its_quotes(pieces: list[str]) -> None:
+    reader = JsonReader()
+    for piece in pieces:
+        reader.feed(piece)
+    assert reader.value_span == (2, 6)
+
+
+def test_a_path_may_reach_4096_characters_and_no_more() -> None:
+    """The key `/k...k` of 4,095 characters makes a path of 4,096, read; one character more is
+    refused at the key's quote, as soon as it is seen, before the key is closed."""
+    assert JsonReader().feed('{"' + "k" * 4095 + '": 1}')[1] == Set("/" + "k" * 4095, "1")
+    for pieces in (
+        ['{"' + "k" * 4096],
+        ['{"' + "k" * 4000, "k" * 96],
+        ['{"' + "k" * 4096 + '": 1}'],
+    ):
+        reader = JsonReader()
+        with pytest.raises(InvalidArgument) as refused:
+            for piece in pieces:
+                reader.feed(piece)
+        assert refused.value.message == (
+            "invalid JSON: path longer than 4096 characters at offset 1"
+        )
+    nested = '{"a": {"' + "k" * 4093 + '": 1}}'  # /a/k...k: 4,096 characters
+    assert Set("/a/" + "k" * 4093, "1") in JsonReader().feed(nested)
+    with pytest.raises(InvalidArgument, match="at offset 7"):
+        JsonReader().feed('{"a": {"' + "k" * 4094 + '": 1}}')
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_key_escaped_past_the_path_limit_is_refused(split: bool) -> None:
+    """A path is counted as written, escaped: 2,047 slashes and a `k` make a path of 4,096
+    characters (`/~1~1...k`), 2,048 slashes one of 4,097. The key in one piece or across
+    feeds."""
+
+    def feed(key: str) -> list:
+        text = '{"' + key + '": 1}'
+        reader = JsonReader()
+        if not split:
+            return reader.feed(text)
+        return reader.feed(text[:100]) + reader.feed(text[100:])
+
+    assert Set("/" + "~1" * 2047 + "k", "1") in feed("/" * 2047 + "k")
+    with pytest.raises(InvalidArgument, match="path longer than 4096 characters at offset 1"):
+        feed("/" * 2048)
