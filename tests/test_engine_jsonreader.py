@@ -641,12 +641,47 @@ def test_raw_lone_surrogates_read_as_replacement_characters() -> None:
     assert Set("/e\ufffd", "1") in ops
 
 
-@pytest.mark.parametrize("pieces", [['  "ab"  '], ['  "a', 'b"', "  "]])
-def test_a_top_level_string_spans_its_quotes(pieces: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("pieces", "span"),
+    [
+        (['  "ab"  '], (2, 6)),
+        (['  "a', 'b"', "  "], (2, 6)),
+        (['  {"a": [1]}  '], (2, 12)),
+        (["[1", "]"], (0, 3)),
+    ],
+)
+def test_a_top_level_value_spans_from_its_first_character_to_its_last(pieces, span) -> None:
     reader = JsonReader()
     for piece in pieces:
         reader.feed(piece)
-    assert reader.value_span == (2, 6)
+    assert reader.value_span == span
+
+
+def test_a_lone_surrogate_escape_split_from_its_string_reads_as_a_replacement() -> None:
+    assert JsonReader().feed('["a\ud800')[-1] == Append("/0", "a\ufffd")  # raw, unfinished
+    reader = JsonReader()
+    assert reader.feed('["a\\ud800')[-1] == Append("/0", "a")
+    assert reader.feed('b"]')[0] == Append("/0", "\ufffdb")
+
+
+def test_a_string_read_across_feeds_spends_the_budget_of_the_feed_that_emits_its_ops() -> None:
+    """Each op costs its path; the one that would pass the feed's budget fails at its
+    character: here an Append at the string's first character, an End at its quote."""
+    reader = JsonReader(path_budget_per_char=1, path_budget_base=0)
+    reader.feed('["')  # 2 characters: room for the Set at /0
+    with pytest.raises(InvalidArgument) as appended:
+        reader.feed("a")  # 1 character: no room for its Append at /0
+    assert appended.value.message == "JSON paths of one chunk would pass 1 characters at offset 2"
+    reader = JsonReader(path_budget_per_char=1, path_budget_base=0)
+    reader.feed("[")
+    with pytest.raises(InvalidArgument) as appended:
+        reader.feed('"a')  # room for the Set at /0, none for the Append after it
+    assert appended.value.message == "JSON paths of one chunk would pass 2 characters at offset 2"
+    reader = JsonReader(path_budget_per_char=0, path_budget_base=3)
+    reader.feed('["')
+    with pytest.raises(InvalidArgument) as ended:
+        reader.feed('ab"]')  # the Append fits, the End at the quote does not
+    assert ended.value.message == "JSON paths of one chunk would pass 3 characters at offset 4"
 
 
 def test_a_path_may_reach_4096_characters_and_no_more() -> None:
