@@ -648,6 +648,8 @@ def test_raw_lone_surrogates_read_as_replacement_characters() -> None:
         (['  "a', 'b"', "  "], (2, 6)),
         (['  {"a": [1]}  '], (2, 12)),
         (["[1", "]"], (0, 3)),
+        (["  12  "], (2, 4)),
+        (["  true  "], (2, 6)),
     ],
 )
 def test_a_top_level_value_spans_from_its_first_character_to_its_last(pieces, span) -> None:
@@ -722,3 +724,27 @@ def test_a_key_escaped_past_the_path_limit_is_refused(split: bool) -> None:
     assert Set("/" + "~1" * 2047 + "k", "1") in feed("/" * 2047 + "k")
     with pytest.raises(InvalidArgument, match="path longer than 4096 characters at offset 1"):
         feed("/" * 2048)
+
+
+@pytest.mark.parametrize(("budget", "offset"), [(0, 2), (2, 3), (4, 5)])
+def test_a_string_read_whole_spends_the_budget_at_each_ops_character(budget, offset) -> None:
+    """Its Set fails at the opening quote, its Append at its first character, its End at
+    the closing quote (each costs its path, /0: 2 characters)."""
+    reader = JsonReader(path_budget_per_char=0, path_budget_base=budget)
+    reader.feed("[")
+    with pytest.raises(InvalidArgument) as refused:
+        reader.feed(' "ab"]')
+    assert refused.value.message == (
+        f"JSON paths of one chunk would pass {budget} characters at offset {offset}"
+    )
+
+
+def test_an_empty_string_is_set_and_ended_with_nothing_appended() -> None:
+    assert JsonReader().feed('[""]') == [Set("", "[]"), Set("/0", '""'), End("/0"), End("")]
+
+
+@pytest.mark.parametrize("char", "+.eE")
+def test_a_value_cannot_start_with_a_sign_point_or_exponent(char: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        JsonReader().feed(f"[{char}1]")
+    assert refused.value.message == f"invalid JSON: expected a value, found '{char}' at offset 1"
