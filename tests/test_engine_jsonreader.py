@@ -748,3 +748,18 @@ def test_a_value_cannot_start_with_a_sign_point_or_exponent(char: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
         JsonReader().feed(f"[{char}1]")
     assert refused.value.message == f"invalid JSON: expected a value, found '{char}' at offset 1"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": 1]', "expected ',' or '}', found ']' at offset 7"),
+        ("[1}", "expected ',' or ']', found '}' at offset 2"),
+        ("```json\n[1] x", "unexpected 'x' after the value at offset 12"),
+        ("```json\n[1]\n```x", "unexpected 'x' after the closing fence at offset 15"),
+    ],
+)
+def test_a_wrong_closer_or_text_after_a_fenced_value_is_named(text: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        JsonReader().feed(text)
+    assert refused.value.message == f"invalid JSON: {message}"
