@@ -757,6 +757,7 @@ def test_a_value_cannot_start_with_a_sign_point_or_exponent(char: str) -> None:
         ("[1}", "expected ',' or ']', found '}' at offset 2"),
         ("```json\n[1] x", "unexpected 'x' after the value at offset 12"),
         ("```json\n[1]\n```x", "unexpected 'x' after the closing fence at offset 15"),
+        ("[1] `", "unexpected '`' after the value at offset 4"),
     ],
 )
 def test_a_wrong_closer_or_text_after_a_fenced_value_is_named(text: str, message: str) -> None:

@@ -109,3 +109,11 @@ def test_brackets_reserve_at_most_208_bytes_each_and_32_a_character_and_2_mib(n)
     32 B a character and 2 MiB, against the one frame of a chunk without brackets."""
     frames = bound("json", "[" * n) - bound("json", "a" * n)
     assert frames == 208 * (n + 1) + 32 * n + 2 * MIB - 16_592
+
+
+@pytest.mark.parametrize("name", JSON_LIKE + FILES)
+def test_short_chunks_reserve_the_same_at_a_depth_that_does_not_bind(name):
+    """Up to 60 characters a chunk opens fewer containers than 64 levels: its reservation
+    is the same at --max-json-depth 64 as at 512."""
+    for length in (0, 1, 30, 60):
+        assert bound(name, "a" * length, 64) == bound(name, "a" * length, 512)
