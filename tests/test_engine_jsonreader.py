@@ -764,3 +764,12 @@ def test_a_wrong_closer_or_text_after_a_fenced_value_is_named(text: str, message
     with pytest.raises(InvalidArgument) as refused:
         JsonReader().feed(text)
     assert refused.value.message == f"invalid JSON: {message}"
+
+
+def test_a_value_has_no_span_until_it_ends() -> None:
+    reader = JsonReader()
+    assert reader.value_span is None
+    reader.feed("  [1")
+    assert reader.value_span is None
+    reader.feed("]")
+    assert reader.value_span == (2, 5)
