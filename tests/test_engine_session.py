@@ -34,6 +34,18 @@ def session(processor: str = "text", mode: Mode = Mode.APPEND, **limits: int) ->
     )
 
 
+def plugin_session(factory) -> Session:
+    """A session of a plugin's processor, made by `factory`, with the default limits."""
+    return Session(
+        "id",
+        processor_type="plugin",
+        factory=factory,
+        mode=Mode.APPEND,
+        limits=Limits(),
+        response_size=response_size,
+    )
+
+
 def test_another_processor_or_mode_is_refused_and_none_means_its_own() -> None:
     s = session("json")
     s.check("", None)
@@ -163,17 +175,6 @@ def test_a_chunk_reserves_the_texts_bound_plus_what_its_processor_may_grow_by(ch
     """docs/limits.md: a processor is taken at its own growth_bound; a plugin without one at
     256 bytes a character plus 2.06 MiB; a processor that shows nothing at nothing more."""
     text_only = Tracker(Mode.APPEND).growth_bound(chunk)
-
-    def plugin_session(factory) -> Session:
-        return Session(
-            "id",
-            processor_type="plugin",
-            factory=factory,
-            mode=Mode.APPEND,
-            limits=Limits(),
-            response_size=response_size,
-        )
-
     assert session("text").growth_bound(chunk) == text_only
     assert plugin_session(_Bounded).growth_bound(chunk) == text_only + 7 * len(chunk) + 3
     unbounded = plugin_session(_Silent)
@@ -202,14 +203,7 @@ class _Broken:
 
 
 def test_a_processor_with_a_bug_stops_for_its_id_and_the_text_goes_on() -> None:
-    s = Session(
-        "id",
-        processor_type="plugin",
-        factory=_Broken,
-        mode=Mode.APPEND,
-        limits=Limits(),
-        response_size=response_size,
-    )
+    s = plugin_session(_Broken)
     assert s.feed("a").output is not None
     broken = s.feed("b")
     assert isinstance(broken.error, ProcessorFailed) and broken.output is None
