@@ -117,3 +117,17 @@ def test_short_chunks_reserve_the_same_at_a_depth_that_does_not_bind(name):
     is the same at --max-json-depth 64 as at 512."""
     for length in (0, 1, 30, 60):
         assert bound(name, "a" * length, 64) == bound(name, "a" * length, 512)
+
+
+@pytest.mark.parametrize("depth", [512, 64])
+def test_a_short_chunk_is_counted_as_all_brackets_and_quotes(monkeypatch, depth):
+    """docs/limits.md: a chunk of at most 256 characters is taken to be all brackets and
+    quotes; each reader's table of those bounds (cached per settings, emptied here so it is
+    made anew) holds what counting would give."""
+    from server.engine import _jsonreader
+
+    monkeypatch.setattr(_jsonreader, "_SHORT_BOUNDS", {})
+    for string_starts in (False, True):
+        reader = _jsonreader.JsonReader(max_depth=depth, string_starts=string_starts)
+        for n in (0, 1, 2, 100, 255, 256):
+            assert reader.growth_bound("a" * n) == reader._bound(n, n + 1, n + 1)
