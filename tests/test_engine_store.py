@@ -12,6 +12,19 @@ from server.streams import Streams
 APPEND = Mode.APPEND
 
 
+def record_reservations(store) -> list[int]:
+    """The amounts `store.reserve` is asked for from now on, in order, as it goes on."""
+    reserved: list[int] = []
+    reserve = store.reserve
+
+    def recording(key, state, amount: int) -> None:
+        reserved.append(amount)
+        reserve(key, state, amount)
+
+    store.reserve = recording
+    return reserved
+
+
 def assert_nothing_held(parser: Streams) -> None:
     store = parser.store
     assert store.memory == 0
@@ -194,12 +207,7 @@ def test_a_final_is_kept_exactly_when_the_memory_left_holds_it_and_its_record(
         key = (other_namespace, "other")
         other = store.open(key, 0, 0.0)
         store.reserve(key, other, in_flight)
-        reserved: list[int] = []
-        reserve = store.reserve
-        store.reserve = lambda k, state, amount: (
-            reserved.append(amount),
-            reserve(k, state, amount),
-        )[1]
+        reserved = record_reservations(store)
         answer = streams.answer("id", "y" * 40_000, sequence=2, final=True)
         assert answer is not None and answer.result.final and answer.result.error is None
         kept = kept_bytes(answer.response) + len(b"H\x01")
@@ -350,12 +358,7 @@ def test_a_chunk_reserves_what_docs_limits_md_says() -> None:
     for a chunk with output."""
     streams = Streams(Limits(max_id_bytes=300))
     store = streams.store
-    reserved: list[int] = []
-    reserve = store.reserve
-    store.reserve = lambda key, state, amount: (
-        reserved.append(amount),
-        reserve(key, state, amount),
-    )[1]  # type: ignore[method-assign]
+    reserved = record_reservations(store)
 
     def reserved_for(chunk_id: str, chunk: str, **options) -> int:
         reserved.clear()
