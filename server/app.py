@@ -18,7 +18,7 @@ from chunkwise.v1 import streaming_pb2 as pb
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server import auth, grpc_metrics
+from server import auth
 from server._drain import DrainGate
 from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger, log_event
@@ -101,11 +101,10 @@ class Server:
 
     def close_metrics(self) -> None:
         """Stop serving /metrics and let go of the gRPC metrics plugin (see
-        server/grpc_metrics.py); once the server has stopped. Blocks for half a second."""
+        server/metrics_endpoint.py); once the server has stopped. Blocks for half a second."""
         endpoint, self._metrics_endpoint = self._metrics_endpoint, None
         if endpoint is not None:
             endpoint.close()
-            grpc_metrics.release()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -334,7 +333,6 @@ async def create_server(
             await grpc_server.stop(None)
         if metrics_endpoint is not None:
             metrics_endpoint.close()
-            grpc_metrics.release()
         raise
     server = Server(
         grpc_server, streams, health_servicer, executor, drain_gate, metrics, metrics_endpoint
@@ -345,9 +343,9 @@ async def create_server(
 def _metrics(
     config: Config, streams: Streams
 ) -> tuple[ServiceMetrics | None, MetricsEndpoint | None]:
-    """With --metrics-port: the service's counters, their endpoint, started, and a hold on
-    the gRPC metrics plugin, taken before the gRPC server is built (it only traces servers
-    built while registered). Raises BindError when the port cannot be bound."""
+    """With --metrics-port: the service's counters and their endpoint, started; call it
+    before building the gRPC server (see MetricsEndpoint). Raises BindError when the port
+    cannot be bound."""
     if config.metrics_port is None:
         return None, None
     metrics = ServiceMetrics([name for name, _ in streams.processors()])
@@ -357,11 +355,6 @@ def _metrics(
     except OSError as error:
         address = listen_address(config.host, config.metrics_port)
         raise BindError(f"cannot serve metrics on {address}: {error.strerror or error}") from error
-    try:
-        grpc_metrics.hold()
-    except BaseException:
-        endpoint.close()
-        raise
     return metrics, endpoint
 
 
