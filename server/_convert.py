@@ -35,6 +35,12 @@ _MODES: dict[int, Mode | None] = {
 _MODE_NAMES = ", ".join(f"{n} ({m.name})" for n, m in _MODES.items() if m is not None)
 
 
+def known_delta_mode(number: int) -> Mode | None:
+    """The engine's mode for a proto DeltaMode number; None for UNSPECIFIED or a number
+    outside the enum."""
+    return _MODES.get(number)
+
+
 def delta_mode(number: int) -> Mode | None:
     """The engine's mode for a proto DeltaMode number; None for UNSPECIFIED (the id's own).
     Raises InvalidArgument for a number outside the enum, which proto3 lets through."""

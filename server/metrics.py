@@ -21,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from server._convert import known_delta_mode
 from server.store import Store
 from server.streams import Answer
 
@@ -49,12 +50,6 @@ ENGINE_SECONDS_BUCKETS = (
 #: The label of a processor or mode that a request's answer does not tell: the request was
 #: refused before its id was found and named none that exists, or its id had finished.
 UNKNOWN = "unknown"
-
-_MODE_NAMES = {
-    pb.DELTA_MODE_AUTO: "AUTO",
-    pb.DELTA_MODE_APPEND: "APPEND",
-    pb.DELTA_MODE_SNAPSHOT: "SNAPSHOT",
-}
 
 
 class ServiceMetrics:
@@ -130,9 +125,10 @@ class ServiceMetrics:
         """The processor and mode a request names, when they exist: a label's values stay
         a known few whatever clients send."""
         processor = request.processor_type
+        mode = known_delta_mode(request.mode)
         return (
             processor if processor in self._processors else UNKNOWN,
-            _MODE_NAMES.get(request.mode, UNKNOWN),
+            UNKNOWN if mode is None else mode.name,
         )
 
     def snapshot(
