@@ -7,8 +7,9 @@ import argparse
 import time
 from collections.abc import Callable
 
+from grpc_server import TIMEOUT, InProcessServer
+
 from bench import metrics_cost
-from tests.grpc_server import TIMEOUT, InProcessServer
 
 
 def test_the_report_gives_each_rounds_ratio_and_the_lowest_median() -> None:

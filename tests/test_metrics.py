@@ -16,13 +16,13 @@ import grpc_observability
 import pytest
 from chunkwise.v1 import streaming_pb2 as pb
 from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
+from grpc_server import TIMEOUT, Conversation, InProcessServer, ServerProcess
 from prometheus_client.parser import text_string_to_metric_families
 
 from server import grpc_metrics
 from server.app import BindError, create_server
 from server.cli import parse_config
 from server.config import Config
-from tests.grpc_server import TIMEOUT, Conversation, InProcessServer, ServerProcess
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 APPEND = pb.DELTA_MODE_APPEND
