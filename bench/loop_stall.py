@@ -23,6 +23,7 @@ it leaves the probe most of CPU 1.
 
     python -m bench stall                            # about a minute
     python -m bench.loop_stall --target HOST:PORT    # against a running server
+    python -m bench.loop_stall --server floor        # against bench/stall_floor.py
     python -m bench.loop_stall --role probe|load --target HOST:PORT   # one child alone
 """
 
@@ -70,6 +71,7 @@ GET_COMPLETE_TEXT = f"{_SERVICE}/GetCompleteText"
 # ProcessChunksResponse.error = 5, length-delimited.
 _ERROR_FIELD = 5
 ROLES = ("probe", "load")
+SERVERS = ("chunkwise", "floor")
 # Children's spare time past the phases, for starting up and shutting down.
 _SLACK = 120.0
 
@@ -88,6 +90,8 @@ class StallConfig:
     probe_interval: float = 0.002  # pause between one probe's response and the next send
     reader_interval: float = 0.01  # pause between one reader's calls
     event_loop: str = "auto"  # of the server, the load and the probe
+    # "floor": bench/stall_floor.py, answers of the same sizes and no engine work.
+    server: str = "chunkwise"
 
 
 FULL = StallConfig()
@@ -464,6 +468,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     parser.add_argument("--event-loop", choices=EVENT_LOOPS, default=defaults.event_loop)
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=defaults.server,
+        help="the server started when no --target is given (floor: bench/stall_floor.py)",
+    )
     parser.add_argument("--tag", default="stall", help="prefix of every chunk id")
     return parser.parse_args(argv)
 
@@ -499,7 +509,10 @@ def run(config: StallConfig, target: str | None = None) -> dict:
     started = time.perf_counter()
     server = None
     if target is None:
-        server = service_bench.chunkwise_server(config.event_loop)
+        if config.server == "floor":
+            server = service_bench.stall_floor_server(config.event_loop)
+        else:
+            server = service_bench.chunkwise_server(config.event_loop)
         server.start()
         target = server.address
     tag = f"stall-{uuid.uuid4().hex[:8]}"
@@ -573,6 +586,11 @@ def render(stall: dict) -> str:
     ratio = stall["p99_ratio"]
     verdict = "met" if ratio <= GOAL else "**not met**"
     lines = ["## Loop stall", ""]
+    if config.get("server") == "floor":
+        lines += [
+            "Server: the floor (bench/stall_floor.py): answers of chunkwise's sizes, no engine.",
+            "",
+        ]
     lines.append(
         f"Probe: one stream of {len(PROBE_CHUNK)}-byte chunks (`text`, APPEND) on an id of its "
         f"own, one at a time, {config['probe_interval'] * 1e3:g} ms apart. Load: "

@@ -178,6 +178,11 @@ def echo_server(event_loop: str = "auto") -> ServerProcess:
     return ServerProcess("echo", command, event_loop)
 
 
+def stall_floor_server(event_loop: str = "auto") -> ServerProcess:
+    command = [sys.executable, "-m", "bench.stall_floor", "--port", "0"]
+    return ServerProcess("floor", command, event_loop)
+
+
 def chunkwise_server(event_loop: str = "auto") -> ServerProcess:
     command = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"]
     command += ["--max-ids", "1000000"]

@@ -27,6 +27,7 @@ from bench import (
     profile,
     report,
     service_bench,
+    stall_floor,
     timing,
     workloads,
 )
@@ -486,6 +487,63 @@ def test_stall_bench_end_to_end_against_a_real_server():
         results["loaded"]["p99_ms"] / results["idle"]["p99_ms"]
     )
     assert "| loaded | " in loop_stall.render(results)
+
+
+def test_stall_floor_answers_the_stall_load_with_chunkwise_sizes(grpc_server):
+    # The floor stands in for chunkwise under the stall bench's load: each answer it sends
+    # must be about the size of chunkwise's to the same request, or it moves other bytes.
+    chunk = loop_stall.dense_json(80 * 1024)
+    real = asyncio.run(_stall_conversation(f"127.0.0.1:{grpc_server.port}", chunk))
+    floor = asyncio.run(_floor_conversation(chunk))
+    assert [kind for kind, _ in floor] == [kind for kind, _ in real]
+    for (kind, floor_size), (_, real_size) in zip(floor, real, strict=True):
+        if kind == "big answer":
+            # Paths carry array indices, which grow by a digit now and then.
+            assert floor_size == pytest.approx(real_size, rel=0.05), kind
+        else:
+            assert floor_size == real_size, kind
+
+
+async def _floor_conversation(chunk: str) -> list[tuple[str, int]]:
+    server, port = await stall_floor.start()
+    try:
+        return await _stall_conversation(f"127.0.0.1:{port}", chunk)
+    finally:
+        await server.stop(None)
+
+
+async def _stall_conversation(target: str, chunk: str) -> list[tuple[str, int]]:
+    """What the stall load does to one id, and the size of each answer it gets."""
+    from chunkwise.v1 import streaming_pb2 as pb
+
+    sizes: list[tuple[str, int]] = []
+    chunk_id = "stall-floor-test"
+    async with grpc.aio.insecure_channel(target, options=loop_stall.CHANNEL_OPTIONS) as channel:
+        stream = loop_stall.Lockstep(channel)
+        read = channel.unary_unary(
+            loop_stall.GET_COMPLETE_TEXT,
+            request_serializer=pb.GetCompleteTextRequest.SerializeToString,
+            response_deserializer=None,
+        )
+        opening = pb.ProcessChunksRequest(
+            chunk_id=chunk_id, chunk="[", processor_type="json", mode=loop_stall.APPEND
+        )
+        sizes.append(("opening answer", len(await stream.send(opening.SerializeToString()))))
+        request = pb.ProcessChunksRequest(chunk_id=chunk_id, chunk=chunk).SerializeToString()
+        for _ in range(2):
+            answer = await stream.send(request)
+            assert loop_stall.response_error(answer) is None
+            sizes.append(("big answer", len(answer)))
+            text = await read(pb.GetCompleteTextRequest(chunk_id=chunk_id))
+            sizes.append(("text", len(text)))
+        stream.cancel()
+        stub = streaming_pb2_grpc.StreamingParserStub(channel)
+        cleared = await stub.ClearChunk(pb.ClearChunkRequest(chunk_id=chunk_id))
+        assert cleared.cleared
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await read(pb.GetCompleteTextRequest(chunk_id=chunk_id))
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    return sizes
 
 
 def test_bench_stall_command_runs_the_stall_bench_with_its_flags(monkeypatch, capsys):
