@@ -23,7 +23,6 @@ from server.engine import (
     ReasoningText,
     ResourceExhausted,
     Set,
-    TextInfo,
 )
 
 _MODES: dict[int, Mode | None] = {
@@ -164,12 +163,6 @@ def _file_delta(delta: FileDelta) -> pb.FileDelta:
         status=delta.status,
         text_chunk=delta.text_chunk,
         text=delta.text,
-    )
-
-
-def complete_text_response(info: TextInfo) -> pb.GetCompleteTextResponse:
-    return pb.GetCompleteTextResponse(
-        text=info.text, last_sequence=info.last_sequence, processor_type=info.processor_type
     )
 
 

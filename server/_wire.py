@@ -1,4 +1,5 @@
-"""ProcessChunksResponse encoded straight to protobuf wire format, for the common answers.
+"""ProcessChunksResponse encoded straight to protobuf wire format, for the common answers,
+and GetCompleteTextResponse.
 
 Why by hand: a 16-byte chunk's whole engine work costs about as much as building its
 response as upb message objects (each constructor, sub-message access and repeated-field
@@ -12,7 +13,9 @@ not to matter: they go through `_convert` and upb.
 
 A megabyte of dense JSON makes 400,000 ops and a 7 MB answer. Each C call here holds the
 GIL until it returns, so the ops' pieces are joined a batch at a time, and the answer's
-megabytes are copied once, by the last join.
+megabytes are copied once, by the last join. A complete text comes as UTF-8 and is copied
+once here (and once from the tracker): decoding 8 MB, handing it to upb and serializing
+held the GIL for 9 ms, the two copies 1.2 ms.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ from chunkwise.v1 import streaming_pb2 as pb
 from google.protobuf.descriptor import FieldDescriptor
 
 from server import _convert
-from server.engine import ChunkResult, Output, PartialJson, ReasoningFile, ReasoningText, Set
+from server.engine import (
+    ChunkResult,
+    Output,
+    PartialJson,
+    ReasoningFile,
+    ReasoningText,
+    Set,
+    TextInfo,
+)
 
 
 def _varint(value: int) -> bytes:
@@ -71,6 +82,7 @@ _MESSAGES = (
     pb.ReasoningText,
     pb.ReasoningFile,
     pb.FileDelta,
+    pb.GetCompleteTextResponse,
 )
 # Every tag here is one byte, (field number << 3) | wire type: true while every field
 # number is below 16, as the sizes in response_size count too.
@@ -105,6 +117,9 @@ _TEXT_FIELDS = sorted(pb.ReasoningText.DESCRIPTOR.fields, key=lambda field: fiel
 _TEXT_NAMES = tuple(field.name for field in _TEXT_FIELDS)
 _TEXT_TAGS = tuple(_TAGS["ReasoningText", name] for name in _TEXT_NAMES)
 _text_values = attrgetter(*_TEXT_NAMES)
+_TEXT, _LAST_SEQUENCE, _PROCESSOR_TYPE = (
+    _TAGS["GetCompleteTextResponse", name] for name in ("text", "last_sequence", "processor_type")
+)
 
 
 def as_duplicate(response: bytes) -> bytes:
@@ -168,6 +183,17 @@ def chunk_response(result: ChunkResult) -> bytes:
         parts.append(_RESET_TRUE)
     if result.duplicate:
         parts.append(_DUPLICATE_TRUE)
+    return b"".join(parts)
+
+
+def complete_text_response(info: TextInfo) -> bytes:
+    """The serialized GetCompleteTextResponse for `info`."""
+    utf8 = info.utf8
+    parts = [_head(_TEXT, len(utf8)), utf8] if utf8 else []
+    if info.last_sequence:
+        parts.append(_head(_LAST_SEQUENCE, info.last_sequence))
+    if info.processor_type:
+        parts.append(_field(_PROCESSOR_TYPE, info.processor_type.encode()))
     return b"".join(parts)
 
 

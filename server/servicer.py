@@ -266,15 +266,15 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
         namespace = current_namespace.get()
-        # On a worker: it waits for a chunk of the id in flight, and decodes the whole text.
-        # Serialized there too (it is registered without a response serializer): megabytes
+        # On a worker: it waits for a chunk of the id in flight, and copies the whole text.
+        # Encoded there too (it is registered without a response serializer): megabytes
         # copied on the loop would hold every other stream up meanwhile.
         return await _unary(
             context,
             "GetCompleteText",
-            lambda: _convert.complete_text_response(
+            lambda: _wire.complete_text_response(
                 self._streams.complete_text(request.chunk_id, namespace=namespace)
-            ).SerializeToString(),
+            ),
             self._executor,
         )
 
@@ -303,7 +303,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
 def add_to_server(servicer: StreamingParserServicer, server: grpc.aio.Server) -> None:
     """What the generated `add_StreamingParserServicer_to_server` does, except that
     ProcessChunks and GetCompleteText have no response serializer: they write the bytes
-    they made (ProcessChunks with `server/_wire.py`, GetCompleteText on a worker)."""
+    they made with `server/_wire.py` (GetCompleteText on a worker)."""
     # Written out, not the generated function: that one sets every response serializer to
     # the message's SerializeToString, which raises TypeError on bytes, and registers its
     # table itself, leaving no way to change an entry first.

@@ -128,14 +128,16 @@ class Streams:
 
     def complete_text(self, chunk_id: str, *, namespace: str = "") -> TextInfo:
         """Raises InvalidArgument for a bad id, NotFound for an untracked one. Waits for a
-        chunk of the id in flight, and decodes the whole text: call it off the event loop."""
+        chunk of the id in flight, and copies the whole text: call it off the event loop."""
         self._check_id(chunk_id)
         state = self._store.live((namespace, chunk_id))
         if state is not None:
             with state.lock:
                 session = state.session
                 if state.alive and state.applied and session is not None:
-                    return TextInfo(session.text, session.last_sequence, session.processor_type)
+                    return TextInfo(
+                        session.text_utf8, session.last_sequence, session.processor_type
+                    )
         raise NotFound(f"chunk id {chunk_id!r} is not tracked", subject=chunk_id)
 
     def clear(self, chunk_id: str, *, namespace: str = "") -> bool:

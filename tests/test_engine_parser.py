@@ -118,7 +118,7 @@ def test_chunk_byte_limit_counts_utf8_and_changes_nothing():
     result = parser.process("c", "é" * 5 + "a", mode=APPEND, sequence=1)  # 11 bytes, 6 chars
     assert status(result) == "RESOURCE_EXHAUSTED"
     assert result.delta == ""
-    assert parser.complete_text("c") == TextInfo(("é" * 5), 0, "text")
+    assert parser.complete_text("c") == TextInfo(("é" * 5).encode(), 0, "text")
     assert status(parser.process("new", "a" * 11)) == "RESOURCE_EXHAUSTED"
     assert not tracked(parser, "new")
 
@@ -190,7 +190,7 @@ def test_first_request_fixes_processor_and_mode():
     for kwargs in ({"processor_type": "text"}, {"mode": SNAPSHOT}, {"mode": AUTO}):
         refused = parser.process("j", "   ", **kwargs)
         assert status(refused) == "FAILED_PRECONDITION", kwargs
-    assert parser.complete_text("j") == TextInfo("[1, 2]", 0, "json")
+    assert parser.complete_text("j") == TextInfo(b"[1, 2]", 0, "json")
 
 
 def test_unspecified_processor_and_mode_mean_text_and_auto():
@@ -288,7 +288,7 @@ def test_invalid_json_reports_an_error_and_keeps_tracking():
     assert result.delta == '{"😀": x'
     later = parser.process("bad", "yz", sequence=2)
     assert (later.error, later.output, later.delta) == (None, None, "yz")
-    assert parser.complete_text("bad") == TextInfo('{"😀": xyz', 2, "json")
+    assert parser.complete_text("bad") == TextInfo('{"😀": xyz'.encode(), 2, "json")
 
 
 def test_final_on_unfinished_json():
@@ -341,7 +341,7 @@ def test_a_resent_request_is_a_duplicate_with_the_same_answer():
         as_duplicate(first[0].response),
         _wire.chunk_response(ChunkResult("s", 1, duplicate=True)),
     ]
-    assert parser.complete_text("s") == TextInfo('{"plan_markdown": "abcd', 2, "plan")
+    assert parser.complete_text("s") == TextInfo(b'{"plan_markdown": "abcd', 2, "plan")
 
 
 def test_sequence_numbers_may_skip_but_never_go_back():
@@ -350,7 +350,7 @@ def test_sequence_numbers_may_skip_but_never_go_back():
     assert not parser.process("g", "b", sequence=5).duplicate
     assert parser.process("g", "c", sequence=3).duplicate
     assert parser.process("g", "c", sequence=5).duplicate
-    assert parser.complete_text("g") == TextInfo("ab", 5, "text")
+    assert parser.complete_text("g") == TextInfo(b"ab", 5, "text")
 
 
 def test_sequence_zero_is_never_a_duplicate():
@@ -359,7 +359,7 @@ def test_sequence_zero_is_never_a_duplicate():
     for _ in range(2):
         result = parser.process("z", "a", sequence=0)
         assert not result.duplicate and result.delta == "a"
-    assert parser.complete_text("z") == TextInfo("aaa", 4, "text")
+    assert parser.complete_text("z") == TextInfo(b"aaa", 4, "text")
 
 
 def test_a_chunk_with_an_empty_delta_counts_as_applied():
@@ -367,7 +367,7 @@ def test_a_chunk_with_an_empty_delta_counts_as_applied():
     parser.process("e", "abc", sequence=1)
     same = parser.process("e", "abc", sequence=2)  # AUTO: nothing new, still applied
     assert (same.delta, same.duplicate) == ("", False)
-    assert parser.complete_text("e") == TextInfo("abc", 2, "text")
+    assert parser.complete_text("e") == TextInfo(b"abc", 2, "text")
     assert parser.process("e", "abcd", sequence=2).duplicate
 
 
@@ -376,7 +376,7 @@ def test_invalid_json_counts_as_applied():
     parser.process("b", "nope", processor_type="json", mode=APPEND, sequence=1)
     again = parser.process("b", "nope", sequence=1)
     assert again.duplicate
-    assert parser.complete_text("b") == TextInfo("nope", 1, "json")
+    assert parser.complete_text("b") == TextInfo(b"nope", 1, "json")
 
 
 def test_after_a_final_a_resend_is_a_duplicate():
@@ -392,7 +392,7 @@ def test_after_a_final_a_resend_is_a_duplicate():
     # Numbered above the final, or unnumbered, the id starts afresh.
     fresh = parser.process("f", "new", sequence=3)
     assert (fresh.duplicate, fresh.delta) == (False, "new")
-    assert parser.complete_text("f") == TextInfo("new", 3, "text")
+    assert parser.complete_text("f") == TextInfo(b"new", 3, "text")
 
 
 def test_unnumbered_request_after_a_final_starts_afresh():

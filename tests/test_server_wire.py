@@ -1,5 +1,6 @@
-"""The hand-written ProcessChunksResponse encoder against protobuf's own: over generated
-results, its bytes parse to exactly the message `_convert` builds with upb."""
+"""The hand-written ProcessChunksResponse and GetCompleteTextResponse encoders against
+protobuf's own: over generated results, their bytes parse to exactly the message upb builds
+(through `_convert` for chunks)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from server.engine import (
     ReasoningFile,
     ReasoningText,
     Set,
+    TextInfo,
 )
 from server.servicer import add_to_server
 
@@ -226,3 +228,19 @@ def test_lengths_around_the_two_byte_varint_limit_encode_as_protobuf_does():
         ):
             encoded = _wire.chunk_response(result)
             assert encoded == _convert.chunk_response(result).SerializeToString(), n
+
+
+@settings(max_examples=500)
+@given(long_text, st.integers(0, 2**64 - 1), text)
+def test_a_complete_text_answer_is_the_message_protobuf_builds(
+    complete: str, last_sequence: int, processor_type: str
+) -> None:
+    encoded = _wire.complete_text_response(
+        TextInfo(complete.encode(), last_sequence, processor_type)
+    )
+    expected = pb.GetCompleteTextResponse(
+        text=complete, last_sequence=last_sequence, processor_type=processor_type
+    )
+    assert pb.GetCompleteTextResponse.FromString(encoded) == expected
+    # Fields in number order, defaults left out: the very bytes protobuf writes.
+    assert encoded == expected.SerializeToString()

@@ -25,8 +25,13 @@ class ChunkResult:
 
 @dataclass(frozen=True, slots=True)
 class TextInfo:
-    """What GetCompleteText answers."""
+    """What GetCompleteText answers. The text is UTF-8, as the tracker keeps it and the
+    answer carries it: a read of megabytes is copied, never decoded and encoded again."""
 
-    text: str
+    utf8: bytes
     last_sequence: int
     processor_type: str
+
+    @property
+    def text(self) -> str:
+        return self.utf8.decode()

@@ -116,6 +116,11 @@ class Session:
         return self._tracker.text
 
     @property
+    def text_utf8(self) -> bytes:
+        """The whole text so far as UTF-8: O(its length)."""
+        return self._tracker.text_utf8
+
+    @property
     def text_bytes(self) -> int:
         """The UTF-8 size of the whole text so far (see Tracker.text_bytes)."""
         return self._tracker.text_bytes
