@@ -10,16 +10,13 @@ on the same kind of event loop as the service (`--event-loop`, as `python -m ser
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
 
 import grpc
 from chunkwise.v1 import streaming_pb2, streaming_pb2_grpc
 
-from server.event_loop import EVENT_LOOPS, run
+from . import bare_server
 
 
 class EchoServicer(streaming_pb2_grpc.StreamingParserServicer):
@@ -45,27 +42,8 @@ async def start(host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server
     return server, bound
 
 
-async def _serve(host: str, port: int) -> None:
-    server, bound = await start(host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"echo listening on {host}:{bound}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop(1)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.echo_server")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto")
-    args = parser.parse_args(argv)
-    run(lambda: _serve(args.host, args.port), args.event_loop)
-    return 0
+    return bare_server.main("bench.echo_server", "echo", start, argv)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ prints `floor listening on HOST:PORT` once it serves, and stops on SIGTERM or SI
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import sys
 import time
 
@@ -33,9 +31,10 @@ import grpc
 from chunkwise.v1 import streaming_pb2 as pb
 
 from server.engine import Mode
-from server.event_loop import EVENT_LOOPS, run
 from server.servicer import ONE_AT_A_TIME_CHARS
 from server.streams import Streams
+
+from . import bare_server
 
 #: The part of a big chunk that tells one workload's chunk from another's.
 _KEY_CHARS = 64
@@ -147,27 +146,8 @@ async def start(host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server
     return server, bound
 
 
-async def _serve(host: str, port: int) -> None:
-    server, bound = await start(host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"floor listening on {host}:{bound}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop(1)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.stall_floor")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto")
-    args = parser.parse_args(argv)
-    run(lambda: _serve(args.host, args.port), args.event_loop)
-    return 0
+    return bare_server.main("bench.stall_floor", "floor", start, argv)
 
 
 if __name__ == "__main__":
