@@ -29,9 +29,10 @@ import time
 
 import grpc
 from chunkwise.v1 import streaming_pb2 as pb
+from chunkwise.v1 import streaming_pb2_grpc as pb_grpc
 
 from server.engine import Mode
-from server.servicer import ONE_AT_A_TIME_CHARS
+from server.servicer import ONE_AT_A_TIME_CHARS, add_to_server
 from server.streams import Streams
 
 from . import bare_server
@@ -40,7 +41,7 @@ from . import bare_server
 _KEY_CHARS = 64
 
 
-class FloorService:
+class FloorService(pb_grpc.StreamingParserServicer):
     def __init__(self) -> None:
         self._text_bytes: dict[str, int] = {}
         self._processors: dict[str, str] = {}
@@ -48,7 +49,7 @@ class FloorService:
         self._big_turn = asyncio.Lock()
         self._text_answers: dict[tuple[int, str], bytes] = {}
 
-    async def process_chunks(self, requests: object, context: grpc.aio.ServicerContext) -> None:
+    async def ProcessChunks(self, requests: object, context: grpc.aio.ServicerContext) -> None:
         while (request := await context.read()) is not grpc.aio.EOF:
             chunk = request.chunk
             chunk_id = request.chunk_id
@@ -58,7 +59,7 @@ class FloorService:
             self._text_bytes[chunk_id] = self._text_bytes.get(chunk_id, 0) + len(chunk)
             await context.write(await self._answer(chunk_id, chunk, processor))
 
-    async def get_complete_text(
+    async def GetCompleteText(
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
         size = self._text_bytes.get(request.chunk_id, 0)
@@ -74,7 +75,7 @@ class FloorService:
             self._text_answers[key] = answer
         return answer
 
-    async def clear_chunk(
+    async def ClearChunk(
         self, request: pb.ClearChunkRequest, context: grpc.aio.ServicerContext
     ) -> pb.ClearChunkResponse:
         self._processors.pop(request.chunk_id, None)
@@ -110,28 +111,6 @@ def engine_answer(chunk_id: str, chunk: str, processor: str) -> tuple[bytes, flo
     return answer.response, seconds
 
 
-def add_to_server(service: FloorService, server: grpc.aio.Server) -> None:
-    handlers = {
-        "ProcessChunks": grpc.stream_stream_rpc_method_handler(
-            service.process_chunks,
-            request_deserializer=pb.ProcessChunksRequest.FromString,
-            response_serializer=None,
-        ),
-        "GetCompleteText": grpc.unary_unary_rpc_method_handler(
-            service.get_complete_text,
-            request_deserializer=pb.GetCompleteTextRequest.FromString,
-            response_serializer=None,
-        ),
-        "ClearChunk": grpc.unary_unary_rpc_method_handler(
-            service.clear_chunk,
-            request_deserializer=pb.ClearChunkRequest.FromString,
-            response_serializer=pb.ClearChunkResponse.SerializeToString,
-        ),
-    }
-    name = pb.DESCRIPTOR.services_by_name["StreamingParser"].full_name
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
-
-
 async def start(host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server, int]:
     # chunkwise's own limits on message sizes, so that both servers send the same answers.
     server = grpc.aio.server(
@@ -140,6 +119,8 @@ async def start(host: str = "127.0.0.1", port: int = 0) -> tuple[grpc.aio.Server
             ("grpc.max_send_message_length", 64 << 20),
         ]
     )
+    # Registered as chunkwise registers its servicer: the same serializers, none for the
+    # answers made as bytes.
     add_to_server(FloorService(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
