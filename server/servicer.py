@@ -300,7 +300,7 @@ class StreamingParserServicer(pb_grpc.StreamingParserServicer):
         )
 
 
-def add_to_server(servicer: StreamingParserServicer, server: grpc.aio.Server) -> None:
+def add_to_server(servicer: pb_grpc.StreamingParserServicer, server: grpc.aio.Server) -> None:
     """What the generated `add_StreamingParserServicer_to_server` does, except that
     ProcessChunks and GetCompleteText have no response serializer: they write the bytes
     they made with `server/_wire.py` (GetCompleteText on a worker)."""

@@ -165,8 +165,8 @@ class Tracker:
 
     @property
     def text_utf8(self) -> bytes:
-        """The text as UTF-8: in APPEND and AUTO mode a copy of the buffer, which costs a
-        tenth of decoding it."""
+        """The text as UTF-8: in APPEND and AUTO mode a copy of the buffer, with none of
+        decoding's checks."""
         if self.mode is _SNAPSHOT:
             return self._snapshot.encode()
         return bytes(self._buffer)
