@@ -1,8 +1,9 @@
 """`python -m bench [engine|service|stall|all] [--quick]`: run the benches, print the report.
 
-The full run takes about 16 minutes on 2 cores; `--quick` under three, with smaller
+The full run takes about 17 minutes on 2 cores; `--quick` under four, with smaller
 documents, shorter loads and fewer repeats, for trying things (its figures are noisier).
-`stall` alone (bench/loop_stall.py) takes about a minute.
+`stall` alone (bench/loop_stall.py) takes about two minutes: chunkwise, then the floor
+beside it (bench/stall_floor.py; `--no-stall-floor` skips it).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stall-loaded", type=float, help="stall bench: seconds of probing under the load"
     )
+    parser.add_argument(
+        "--no-stall-floor",
+        action="store_true",
+        help="stall bench: skip the run against bench/stall_floor.py beside chunkwise's",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -116,12 +122,18 @@ def main(argv: list[str] | None = None) -> int:
             stall = dataclasses.replace(stall, loaded=args.stall_loaded)
         results["stall"] = loop_stall.run(stall)
         results["stall"]["loadavg"] = [before, _loadavg()]
+        if not args.no_stall_floor:
+            before = _loadavg()
+            results["stall_floor"] = loop_stall.run(dataclasses.replace(stall, server="floor"))
+            results["stall_floor"]["loadavg"] = [before, _loadavg()]
     text = report.render(results)
     if "stall" in results:
         # The report's goal table knows the engine and service goals only; the stall
         # section carries its own verdict.
         text = text.replace(_EMPTY_GOALS, "").rstrip("\n") + "\n\n"
         text += loop_stall.render(results["stall"])
+        if "stall_floor" in results:
+            text += "\n" + loop_stall.render_floor(results["stall"], results["stall_floor"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
     if args.markdown:

@@ -21,7 +21,7 @@ A probe sharing the load's event loop waited for that loop to handle 7 MB respon
 now (its streams pass responses through as bytes and look only for an error field), so
 it leaves the probe most of CPU 1.
 
-    python -m bench stall                            # about a minute
+    python -m bench stall                            # about two minutes, with the floor
     python -m bench.loop_stall --target HOST:PORT    # against a running server
     python -m bench.loop_stall --server floor        # against bench/stall_floor.py
     python -m bench.loop_stall --role probe|load --target HOST:PORT   # one child alone
@@ -585,12 +585,15 @@ def render(stall: dict) -> str:
     config, load = stall["config"], stall["load"]
     ratio = stall["p99_ratio"]
     verdict = "met" if ratio <= GOAL else "**not met**"
-    lines = ["## Loop stall", ""]
     if config.get("server") == "floor":
+        lines = ["## Loop stall: the floor", ""]
         lines += [
-            "Server: the floor (bench/stall_floor.py): answers of chunkwise's sizes, no engine.",
+            "Server: bench/stall_floor.py, a bare grpc.aio server sending chunkwise's answers "
+            "with no engine: what any grpc.aio server would wait for under this load.",
             "",
         ]
+    else:
+        lines = ["## Loop stall", ""]
     lines.append(
         f"Probe: one stream of {len(PROBE_CHUNK)}-byte chunks (`text`, APPEND) on an id of its "
         f"own, one at a time, {config['probe_interval'] * 1e3:g} ms apart. Load: "
@@ -625,6 +628,15 @@ def render(stall: dict) -> str:
     for sample in load["error_samples"]:
         lines.append(f"- error: {sample}")
     return "\n".join(lines) + "\n"
+
+
+def render_floor(stall: dict, floor: dict) -> str:
+    """The floor's section, and chunkwise's loaded p99 against the floor's."""
+    ratio = stall["loaded"]["p99_ms"] / floor["loaded"]["p99_ms"]
+    return (
+        render(floor)
+        + f"\nchunkwise's loaded p99 / the floor's: {ratio:.1f} (1 would be all grpc.aio's)\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -571,14 +571,27 @@ def test_bench_stall_command_runs_the_stall_bench_with_its_flags(monkeypatch, ca
 
     def run(config):
         configs.append(config)
+        if config.server == "floor":
+            floor_loaded = {**canned["loaded"], "p99_ms": 4.5}
+            return {**canned, "loaded": floor_loaded, "config": dataclasses.asdict(config)}
         return {**canned, "config": dataclasses.asdict(config)}
 
     monkeypatch.setattr(loop_stall, "run", run)
     assert bench_main(["stall", "--quick", "--stall-idle", "1.5", "--stall-loaded", "2.5"]) == 0
-    assert configs == [dataclasses.replace(loop_stall.QUICK, idle=1.5, loaded=2.5)]
+    asked = dataclasses.replace(loop_stall.QUICK, idle=1.5, loaded=2.5)
+    # The floor runs beside chunkwise, with the same load.
+    assert configs == [asked, dataclasses.replace(asked, server="floor")]
     out = capsys.readouterr().out
-    assert "## Loop stall" in out and "loaded p99 / idle p99: 3.0 (goal ≤ 2): **not met**" in out
+    assert "## Loop stall\n" in out and "## Loop stall: the floor\n" in out
+    # Each section's own ratio comes from the run's figures (canned: p99_ratio 3.0).
+    assert out.count("loaded p99 / idle p99: 3.0 (goal ≤ 2): **not met**") == 2
+    assert "chunkwise's loaded p99 / the floor's: 2.0" in out
     assert "## Goals" not in out  # no empty table of the engine and service goals
+
+    configs.clear()
+    assert bench_main(["stall", "--quick", "--no-stall-floor"]) == 0
+    assert configs == [loop_stall.QUICK]
+    assert "the floor" not in capsys.readouterr().out
 
 
 def test_compare_reads_each_goal_of_a_rendered_report() -> None:
