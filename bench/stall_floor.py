@@ -13,8 +13,8 @@ would have, and how much is chunkwise's own.
   as the engine took to make its answer, one such chunk at a time as chunkwise runs them:
   the load's streams wait for their answers, so without the wait this server would be
   sent a hundred times the megabytes chunkwise is. The wait is a sleep: no CPU.
-- GetCompleteText: an answer of the id's text size, made once per size and reused;
-  NOT_FOUND for an id with no text.
+- GetCompleteText: an answer of the id's text size (counted in characters: the bench's
+  text is ASCII), made once per size and reused; NOT_FOUND for an id with no text.
 - ClearChunk forgets the id's size.
 
     python -m bench.stall_floor --host 127.0.0.1 --port 0
