@@ -1,26 +1,11 @@
-"""What the metrics read from the engine and the store: each text's UTF-8 size, the ids
-tracked and their bytes, and the id's session on every answer."""
+"""What the metrics read from the engine and the store: each session's text size (the
+tracker's own is held in tests/test_engine_tracker.py), the ids tracked and their bytes,
+and the id's session on every answer."""
 
 from __future__ import annotations
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from server.engine import Limits, Mode
-from server.engine._tracker import Tracker
 from server.streams import Streams
-
-TEXTS = st.lists(st.text(max_size=12), max_size=8)
-
-
-@pytest.mark.parametrize("mode", list(Mode))
-@given(chunks=TEXTS)
-def test_text_bytes_is_the_utf8_size_of_the_text(mode: Mode, chunks: list[str]) -> None:
-    tracker = Tracker(mode)
-    for chunk in chunks:
-        tracker.add(chunk)
-        assert tracker.text_bytes == len(tracker.text.encode())
 
 
 def test_a_session_reports_its_tracker_text_bytes() -> None:
