@@ -17,6 +17,8 @@ import threading
 import tracemalloc
 
 import pytest
+from chunkwise.v1 import streaming_pb2 as pb
+from grpc_server import TIMEOUT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -381,22 +383,26 @@ class _BrokenProcessor:
         return None
 
 
-@pytest.mark.parametrize("mode", ["DELTA_MODE_SNAPSHOT", "DELTA_MODE_AUTO"])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param(pb.DELTA_MODE_SNAPSHOT, id="snapshot"),
+        pytest.param(pb.DELTA_MODE_AUTO, id="auto"),
+    ],
+)
 def test_reading_a_text_through_the_service_leaves_what_it_holds_as_counted(
     grpc_server, conversation, stub, mode
 ) -> None:
     # SNAPSHOT keeps the chunk as the text, AUTO as the last one seen. Encoding a str for
     # protobuf caches its UTF-8 inside it: a read that handed the held snapshot to upb made
     # it grow by its UTF-8 size, uncounted.
-    from chunkwise.v1 import streaming_pb2 as pb
-
     text = "é" * 1000 + "😀" * 1000
-    answer = conversation.send("held", text, mode=getattr(pb, mode))
+    answer = conversation.send("held", text, mode=mode)
     assert not answer.HasField("error")
     store = grpc_server.streams.store
     before = store.counts()
     for _ in range(2):
-        read = stub.GetCompleteText(pb.GetCompleteTextRequest(chunk_id="held"), timeout=30)
+        read = stub.GetCompleteText(pb.GetCompleteTextRequest(chunk_id="held"), timeout=TIMEOUT)
         assert read.text == text
     assert store.recount() == store.counts() == before
 
