@@ -43,8 +43,8 @@ _KEY_CHARS = 64
 
 class FloorService(pb_grpc.StreamingParserServicer):
     def __init__(self) -> None:
-        self._text_bytes: dict[str, int] = {}
-        self._processors: dict[str, str] = {}
+        # Per id: its processor and its text's size.
+        self._ids: dict[str, tuple[str, int]] = {}
         self._chunk_answers: dict[tuple[int, str, str], asyncio.Future[tuple[bytes, float]]] = {}
         self._big_turn = asyncio.Lock()
         self._text_answers: dict[tuple[int, str], bytes] = {}
@@ -53,19 +53,16 @@ class FloorService(pb_grpc.StreamingParserServicer):
         while (request := await context.read()) is not grpc.aio.EOF:
             chunk = request.chunk
             chunk_id = request.chunk_id
-            if chunk_id not in self._text_bytes:
-                self._processors[chunk_id] = request.processor_type or "text"
-            processor = self._processors[chunk_id]
-            self._text_bytes[chunk_id] = self._text_bytes.get(chunk_id, 0) + len(chunk)
+            processor, size = self._ids.get(chunk_id, (request.processor_type or "text", 0))
+            self._ids[chunk_id] = (processor, size + len(chunk))
             await context.write(await self._answer(chunk_id, chunk, processor))
 
     async def GetCompleteText(
         self, request: pb.GetCompleteTextRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        size = self._text_bytes.get(request.chunk_id, 0)
+        processor, size = self._ids.get(request.chunk_id, ("", 0))
         if not size:
             await context.abort(grpc.StatusCode.NOT_FOUND, "not tracked")
-        processor = self._processors[request.chunk_id]
         key = (size, processor)
         answer = self._text_answers.get(key)
         if answer is None:
@@ -78,10 +75,7 @@ class FloorService(pb_grpc.StreamingParserServicer):
     async def ClearChunk(
         self, request: pb.ClearChunkRequest, context: grpc.aio.ServicerContext
     ) -> pb.ClearChunkResponse:
-        self._processors.pop(request.chunk_id, None)
-        return pb.ClearChunkResponse(
-            cleared=self._text_bytes.pop(request.chunk_id, None) is not None
-        )
+        return pb.ClearChunkResponse(cleared=self._ids.pop(request.chunk_id, None) is not None)
 
     async def _answer(self, chunk_id: str, chunk: str, processor: str) -> bytes:
         key = (len(chunk), chunk[:_KEY_CHARS], processor)
