@@ -22,6 +22,7 @@ from server import auth
 from server._drain import DrainGate
 from server._health import SERVING, DrainingHealthServicer
 from server._logging import get_logger, log_event
+from server._workers import engine_executor
 from server.config import Config
 from server.event_loop import running_loop_kind
 from server.metrics import ServiceCollector, ServiceMetrics
@@ -287,7 +288,7 @@ async def create_server(
     if streams is None:
         streams = Streams(config.limits())
     metrics, metrics_endpoint = _metrics(config, streams)
-    executor = ThreadPoolExecutor(_WORKER_THREADS, thread_name_prefix="chunkwise-engine")
+    executor = engine_executor(_WORKER_THREADS, config.worker_nice)
     drain_gate = DrainGate((SERVICE_NAME,))
     # Health and reflection answer without a token: load balancers and grpcurl `list` ask
     # before they have one. Every other call is authenticated, whatever service it is for.

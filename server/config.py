@@ -233,6 +233,16 @@ class Config:
         parse=str,
         choices=EVENT_LOOPS,
     )
+    #: See server/_workers.py.
+    worker_nice: int = _setting(
+        19,
+        _of_type(int),
+        _between(0, 19),
+        help="nice steps below the event loop for the threads that process long chunks, "
+        "finals and reads (Linux), so that a busy one does not hold the other streams up; "
+        "0: none",
+        parse=int,
+    )
     #: PEM files: with cert and key the server listens with TLS; a client CA makes it
     #: require client certificates signed by that CA (mutual TLS). See server/tls.py.
     tls_cert: Path | None = _path("PEM server certificate (chain); listen with TLS")

@@ -26,6 +26,7 @@ def test_defaults_are_the_contracts() -> None:
     assert config.grace_period == 10
     assert (config.log_level, config.log_format) == ("INFO", "auto")
     assert config.event_loop == "auto"
+    assert config.worker_nice == 19
     assert (config.tls_cert, config.tls_key, config.tls_client_ca, config.auth_tokens) == (
         None,
         None,
@@ -58,6 +59,8 @@ def test_config_is_frozen() -> None:
         ("log_level", "LOUD"),
         ("log_format", "xml"),
         ("event_loop", "tokio"),
+        ("worker_nice", -1),
+        ("worker_nice", 20),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_field(field: str, value: object) -> None:
