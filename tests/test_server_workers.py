@@ -79,6 +79,6 @@ def test_the_server_processes_a_long_chunk_on_a_thread_below_its_event_loop() ->
         assert response.delta == request.chunk
         started = {tid: nice for tid, nice in _thread_priorities().items() if tid not in before}
         assert started[server._thread.native_id] == base
-        assert base + 5 in started.values()
+        assert min(base + 5, LOWEST_PRIORITY) in started.values()
     finally:
         server.close()
