@@ -23,7 +23,7 @@ from server._logging import get_logger, log_event
 
 _log = get_logger("workers")
 
-#: The most nice value there is: a thread that asks for more gets this.
+#: Linux's highest nice value, its lowest priority.
 LOWEST_PRIORITY = 19
 
 
