@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from server._logging import LOG_FORMATS
+from server._workers import LOWEST_PRIORITY
 from server.engine import Limits
 from server.event_loop import EVENT_LOOPS
 
@@ -235,9 +236,9 @@ class Config:
     )
     #: See server/_workers.py.
     worker_nice: int = _setting(
-        19,
+        LOWEST_PRIORITY,
         _of_type(int),
-        _between(0, 19),
+        _between(0, LOWEST_PRIORITY),
         help="nice steps below the event loop for the threads that process long chunks, "
         "finals and reads (Linux), so that a busy one does not hold the other streams up; "
         "0: none",
